@@ -1,0 +1,1 @@
+"""The memory graph: recall → assemble → infer → parse_tools → persist → summarise."""

@@ -1,0 +1,32 @@
+"""build_graph(deps): the uncompiled memory graph. Callers compile it with the checkpointer they own."""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.deps import Deps
+from graph.state import InputState, OutputState, State
+from nodes.assemble import make_assemble
+from nodes.infer import make_infer
+from nodes.parse_tools import make_parse_tools
+from nodes.persist import make_persist
+from nodes.recall import make_recall
+from nodes.summarise import make_summarise
+
+NODES = ("recall", "assemble", "infer", "parse_tools", "persist", "summarise")
+
+
+def build_graph(deps: Deps) -> StateGraph:
+    """recall → assemble → infer → parse_tools → persist → summarise."""
+    builder = StateGraph(State, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("recall", make_recall(deps))
+    builder.add_node("assemble", make_assemble(deps))
+    builder.add_node("infer", make_infer(deps))
+    builder.add_node("parse_tools", make_parse_tools(deps))
+    builder.add_node("persist", make_persist(deps))
+    builder.add_node("summarise", make_summarise(deps))
+    builder.add_edge(START, NODES[0])
+    for before, after in zip(NODES, NODES[1:], strict=False):
+        builder.add_edge(before, after)
+    builder.add_edge(NODES[-1], END)
+    return builder

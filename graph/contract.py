@@ -1,0 +1,170 @@
+"""The JSON response contract (seed 000): parsing a model reply into text and tool calls, never failing.
+
+    {"assistant_response": "text for the client", "tool_calls": [{"id": "call_1", "name": "...", "arguments": {}}]}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from graph.stream_text import ResponseTextExtractor
+
+Status = Literal["ok", "repaired", "native", "truncated", "fallback"]
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+
+
+class ContractToolCall(BaseModel):
+    """One tool call as the contract spells it."""
+
+    id: str | None = None
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _arguments_from_string(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        return value
+
+
+class ContractReply(BaseModel):
+    """The whole reply."""
+
+    assistant_response: str = ""
+    tool_calls: list[ContractToolCall] = Field(default_factory=list)
+
+    @field_validator("assistant_response", mode="before")
+    @classmethod
+    def _text_from_anything(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass
+class ParsedReply:
+    """The outcome of parsing: what the client gets, and how it was obtained."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: Status = "ok"
+    problems: list[str] = field(default_factory=list)
+
+
+def _tool_call_dict(call: ContractToolCall) -> dict[str, Any]:
+    return {"id": call.id or f"call_{uuid.uuid4().hex[:24]}", "name": call.name, "args": call.arguments}
+
+
+def _validate(obj: Any) -> tuple[ParsedReply | None, list[str]]:
+    """Validate a decoded object; invalid tool calls are dropped one by one rather than failing the reply."""
+    if not isinstance(obj, dict) or not ({"assistant_response", "tool_calls"} & obj.keys()):
+        return None, []
+    problems: list[str] = []
+    raw_calls = obj.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        problems.append("tool_calls is not a list")
+        raw_calls = []
+    calls: list[dict[str, Any]] = []
+    for i, raw in enumerate(raw_calls):
+        try:
+            calls.append(_tool_call_dict(ContractToolCall.model_validate(raw)))
+        except (ValidationError, ValueError, TypeError) as exc:
+            problems.append(f"tool_calls[{i}] dropped: {str(exc).splitlines()[0]}")
+    try:
+        text = ContractReply.model_validate({"assistant_response": obj.get("assistant_response")}).assistant_response
+    except ValidationError as exc:  # pragma: no cover - the validator accepts any JSON value
+        problems.append(str(exc).splitlines()[0])
+        text = ""
+    return ParsedReply(text=text, tool_calls=calls, problems=problems), problems
+
+
+def _json_candidates(text: str) -> list[Any]:
+    """Every JSON object that can be decoded from `text`: inside code fences first, then anywhere."""
+    found: list[Any] = []
+    decoder = json.JSONDecoder()
+    for block in _FENCE.findall(text):
+        try:
+            found.append(json.loads(block.strip()))
+        except ValueError:
+            pass
+    for match in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        found.append(obj)
+    return found
+
+
+def parse_reply(content: str, native_tool_calls: list[dict[str, Any]] | None = None) -> ParsedReply:
+    """Turn a model's reply into text + tool calls. Never raises.
+
+    Native OpenAI tool calls are accepted as they are. Otherwise the contract JSON is looked for as the
+    whole reply, in a code fence, or inside prose; a reply cut off mid-JSON keeps the text it had; a reply
+    that ignores the contract becomes the answer as it is, with no tool calls.
+    """
+    content = content or ""
+    stripped = content.strip()
+    if native_tool_calls:
+        inner = parse_reply(content) if stripped else ParsedReply(text="")
+        text = inner.text if inner.status != "fallback" else stripped
+        return ParsedReply(text=text, tool_calls=list(native_tool_calls) + inner.tool_calls, status="native")
+    try:
+        whole = json.loads(stripped)
+    except ValueError:
+        whole = None
+    reply, _ = _validate(whole)
+    if reply is not None:
+        reply.status = "ok" if not reply.problems else "repaired"
+        return reply
+    for candidate in _json_candidates(stripped):
+        reply, _ = _validate(candidate)
+        if reply is not None:
+            reply.status = "repaired"
+            return reply
+    if '"assistant_response"' in stripped:
+        extractor = ResponseTextExtractor()
+        partial = extractor.feed(stripped)
+        if extractor.started:
+            return ParsedReply(text=partial, status="truncated", problems=["reply ended inside the JSON"])
+    return ParsedReply(text=stripped, status="fallback", problems=["reply did not follow the JSON contract"])
+
+
+def render_reply(text: str, tool_calls: list[dict[str, Any]]) -> str:
+    """An assistant turn written back in contract form, as the model is asked to reply."""
+    calls = [{"id": c.get("id"), "name": c["name"], "arguments": c.get("args", {})} for c in tool_calls]
+    return json.dumps({"assistant_response": text, "tool_calls": calls}, ensure_ascii=False)
+
+
+def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8) -> dict[str, Any]:
+    """The contract as a JSON schema (bounded, so a constrained small model cannot loop forever)."""
+    return {
+        "type": "object",
+        "properties": {
+            "assistant_response": {"type": "string", "maxLength": max_text_chars},
+            "tool_calls": {
+                "type": "array",
+                "maxItems": max_tool_calls,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "arguments": {"type": "object"},
+                    },
+                    "required": ["name", "arguments"],
+                },
+            },
+        },
+        "required": ["assistant_response", "tool_calls"],
+    }

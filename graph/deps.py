@@ -1,0 +1,40 @@
+"""Everything the nodes use, built once by the caller (server lifespan, studio factory or test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+
+from memory.embedder import Embedder
+from memory.episodes import EpisodeStore
+from memory.hybrid import FusionWeights
+from memory.indexer import Indexer
+from memory.sessions import SessionStore
+from memory.vectors import VectorIndex
+
+
+@dataclass(frozen=True)
+class MemoryLimits:
+    """Sizes and budgets of memory in the prompt."""
+
+    recent_messages: int = 12
+    summary_trigger_messages: int = 24
+    recall_top_k: int = 5
+    recall_candidates: int = 20
+    context_tokens: int = 8192
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class Deps:
+    """The graph's dependencies; nodes receive them through closures."""
+
+    chat_model: BaseChatModel
+    episodes: EpisodeStore
+    sessions: SessionStore
+    vectors: VectorIndex
+    embedder: Embedder
+    indexer: Indexer
+    limits: MemoryLimits = MemoryLimits()
+    weights: FusionWeights = FusionWeights()

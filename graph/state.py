@@ -1,0 +1,51 @@
+"""The graph's State, and the narrower input a client sends."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import NotRequired, TypedDict
+
+
+class Recalled(TypedDict):
+    """What recall found for this turn."""
+
+    episodes: list[str]
+    """Documents of earlier exchanges (this and other sessions of the scope), best first."""
+    degraded: bool
+    """True when the vector store or the embedder failed and recall fell back to lexical/recency only."""
+    error: NotRequired[str]
+    """Why recall was degraded."""
+
+
+class InputState(TypedDict):
+    """What a client sends: the new messages of the turn, optionally a system prompt and tools."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The turn's new messages (a user message, or tool results continuing the turn)."""
+    system: NotRequired[str]
+    """The client's own system prompt, placed after the contract."""
+    tools: NotRequired[list[dict[str, Any]]]
+    """Tools the client offers (OpenAI function format); described to the model in the prompt."""
+
+
+class State(InputState):
+    """The whole checkpointed state of a session (the session id is the thread_id)."""
+
+    summary: NotRequired[str]
+    """Rolling summary of the messages folded out of the state."""
+    recalled: NotRequired[Recalled]
+    """Memory recalled for the current turn."""
+    prompt: NotRequired[list[BaseMessage]]
+    """The assembled prompt of the current turn (cleared by persist)."""
+    raw_output: NotRequired[AIMessage | None]
+    """The model's raw reply of the current turn (cleared by persist)."""
+
+
+class OutputState(TypedDict):
+    """What a run returns to a client."""
+
+    messages: list[AnyMessage]
+    summary: NotRequired[str]

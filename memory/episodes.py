@@ -1,0 +1,157 @@
+"""Episodes, one per exchange: SQLite rows (the source of truth) with an FTS5 index for BM25 recall."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from memory.db import Database
+from memory.text import match_expression, scope_token
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS episodes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    user_msg_id TEXT,
+    ai_msg_id TEXT,
+    user_text TEXT NOT NULL,
+    assistant_text TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
+CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
+CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
+"""
+
+
+def render_document(user_text: str, assistant_text: str, created_at: float) -> str:
+    """The text that is indexed: dated, with speaker labels (both measurably improve recall)."""
+    day = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")
+    return f"[{day}] User: {user_text.strip()}\nAssistant: {assistant_text.strip()}"
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One stored exchange."""
+
+    session_id: str
+    scope: str
+    user_text: str
+    assistant_text: str
+    user_msg_id: str | None = None
+    ai_msg_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def document(self) -> str:
+        """The indexed text of this episode."""
+        return render_document(self.user_text, self.assistant_text, self.created_at)
+
+
+@dataclass(frozen=True)
+class StoredEpisode:
+    """An episode as read back for recall or indexing."""
+
+    id: str
+    session_id: str
+    scope: str
+    document: str
+    ai_msg_id: str | None
+    created_at: float
+    score: float = 0.0
+
+
+def _stored(row, score: float = 0.0) -> StoredEpisode:
+    return StoredEpisode(
+        id=row["id"],
+        session_id=row["session_id"],
+        scope=row["scope"],
+        document=row["document"],
+        ai_msg_id=row["ai_msg_id"],
+        created_at=row["created_at"],
+        score=score,
+    )
+
+
+class EpisodeStore:
+    """Writes and searches episodes. Methods block: call them through `asyncio.to_thread`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.executescript(SCHEMA)
+
+    def add(self, episode: Episode) -> None:
+        """Store an episode and its FTS5 row in one transaction."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text,"
+                " assistant_text, document, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    episode.id,
+                    episode.session_id,
+                    episode.scope,
+                    episode.user_msg_id,
+                    episode.ai_msg_id,
+                    episode.user_text,
+                    episode.assistant_text,
+                    episode.document,
+                    episode.created_at,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO episodes_fts (rowid, scope_token, document) VALUES (?, ?, ?)",
+                (cur.lastrowid, scope_token(episode.scope), episode.document),
+            )
+
+    def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
+        """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH)."""
+        expression = match_expression(scope, text)
+        if expression is None or limit <= 0:
+            return []
+        rows = self.db.query(
+            "SELECT e.*, hits.score AS score FROM ("
+            "  SELECT rowid, bm25(episodes_fts, 0.0, 1.0) AS score FROM episodes_fts"
+            "  WHERE episodes_fts MATCH ? ORDER BY score LIMIT ?"
+            ") AS hits JOIN episodes e ON e.seq = hits.rowid ORDER BY hits.score",
+            (expression, limit),
+        )
+        return [_stored(r, -float(r["score"])) for r in rows]
+
+    def get_many(self, ids: list[str]) -> dict[str, StoredEpisode]:
+        """Episodes by id (ids that no longer exist are left out)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.query(f"SELECT * FROM episodes WHERE id IN ({marks})", tuple(ids))
+        return {r["id"]: _stored(r) for r in rows}
+
+    def for_session(self, session_id: str, limit: int = 50) -> list[StoredEpisode]:
+        """The newest episodes of one session, oldest first."""
+        rows = self.db.query(
+            "SELECT * FROM episodes WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, limit)
+        )
+        return [_stored(r) for r in reversed(rows)]
+
+    def pending(self, limit: int) -> list[StoredEpisode]:
+        """Episodes written but not yet embedded into the vector index, oldest first."""
+        rows = self.db.query("SELECT * FROM episodes WHERE indexed = 0 ORDER BY seq LIMIT ?", (limit,))
+        return [_stored(r) for r in rows]
+
+    def mark_indexed(self, ids: list[str]) -> None:
+        """Record that these episodes are in the vector index."""
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        with self.db.transaction() as conn:
+            conn.execute(f"UPDATE episodes SET indexed = 1 WHERE id IN ({marks})", tuple(ids))
+
+    def count(self) -> int:
+        """How many episodes are stored."""
+        return int(self.db.query("SELECT COUNT(*) AS n FROM episodes")[0]["n"])

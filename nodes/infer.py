@@ -1,0 +1,24 @@
+"""infer: one call to the inference node over the OpenAI protocol (streamed when the caller streams)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from graph.config import RunOptions
+from graph.deps import Deps
+from graph.state import State
+
+
+def make_infer(deps: Deps):
+    """Build the infer node."""
+
+    async def infer(state: State, config: RunnableConfig) -> dict[str, Any]:
+        """Send the assembled prompt; tokens reach streaming callers through LangGraph's `messages` mode."""
+        opts = RunOptions.from_config(config)
+        model = deps.chat_model.bind(**opts.inference_kwargs(deps.limits.max_tokens))
+        reply = await model.ainvoke(state["prompt"], config)
+        return {"raw_output": reply}
+
+    return infer

@@ -1,0 +1,46 @@
+"""parse_tools: the model's raw reply becomes the assistant message, with tool calls, under the contract."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+
+from graph.contract import parse_reply
+from graph.deps import Deps
+from graph.state import State
+
+log = logging.getLogger(__name__)
+
+
+def make_parse_tools(deps: Deps):
+    """Build the parse_tools node."""
+
+    async def parse_tools(state: State, config: RunnableConfig) -> dict[str, Any]:
+        """Parse the contract JSON (or native tool calls); a reply that ignores it is kept as plain text."""
+        raw = state.get("raw_output") or AIMessage("")
+        content = raw.text if isinstance(raw.content, list) else str(raw.content)
+        parsed = parse_reply(content, raw.tool_calls)
+        finish = (raw.response_metadata or {}).get("finish_reason")
+        if finish == "length" and parsed.status == "ok":
+            parsed.status = "truncated"
+        if parsed.status not in ("ok", "native"):
+            log.info("contract %s: %s", parsed.status, "; ".join(parsed.problems))
+        message = AIMessage(
+            content=parsed.text,
+            tool_calls=parsed.tool_calls,
+            id=f"ai-{uuid.uuid4().hex}",
+            usage_metadata=raw.usage_metadata,
+            response_metadata={
+                "contract": parsed.status,
+                "contract_problems": parsed.problems,
+                "finish_reason": finish,
+                "model_name": (raw.response_metadata or {}).get("model_name"),
+            },
+        )
+        return {"messages": [message]}
+
+    return parse_tools

@@ -1,0 +1,64 @@
+"""recall: find earlier exchanges relevant to the new user message (BM25 + vectors, fused)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from graph.config import RunOptions
+from graph.deps import Deps
+from graph.state import Recalled, State
+from graph.window import last_user_text, window_start
+from memory.hybrid import fuse
+
+log = logging.getLogger(__name__)
+
+
+def make_recall(deps: Deps):
+    """Build the recall node."""
+    limits = deps.limits
+
+    async def recall(state: State, config: RunnableConfig) -> dict[str, Any]:
+        """Hybrid recall over the session's scope, deduplicated against the recent window.
+
+        The user message is embedded once. A failing embedder or vector store degrades recall to
+        lexical + recency and says so in `recalled.degraded`; it never fails the turn.
+        """
+        opts = RunOptions.from_config(config)
+        messages = state.get("messages", [])
+        query = last_user_text(messages)
+        if not query or limits.recall_top_k == 0:
+            return {"recalled": Recalled(episodes=[], degraded=False)}
+        recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}
+        n = limits.recall_candidates
+
+        async def vector_hits():
+            embedding = await asyncio.to_thread(deps.embedder.embed_one, query)
+            return await asyncio.to_thread(deps.vectors.query, opts.scope, embedding, n)
+
+        lexical_task = asyncio.to_thread(deps.episodes.search, opts.scope, query, n)
+        lexical, vector = await asyncio.gather(lexical_task, vector_hits(), return_exceptions=True)
+        problems = []
+        if isinstance(lexical, BaseException):
+            problems.append(f"lexical search failed: {lexical!r}")
+            lexical = []
+        if isinstance(vector, BaseException):
+            problems.append(f"vector search failed: {vector!r}")
+            vector = []
+        try:
+            hits = await asyncio.to_thread(
+                fuse, lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes
+            )
+        except Exception as exc:  # SQLite itself failing: recency only
+            problems.append(f"reading recalled episodes failed: {exc!r}")
+            hits = []
+        recalled = Recalled(episodes=[h.document for h in hits], degraded=bool(problems))
+        if problems:
+            recalled["error"] = "; ".join(problems)
+            log.warning("recall degraded for session %s: %s", opts.thread_id, recalled["error"])
+        return {"recalled": recalled}
+
+    return recall

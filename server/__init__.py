@@ -1,0 +1,1 @@
+"""The FastAPI service around the memory graph."""

@@ -1,0 +1,81 @@
+"""Errors in the OpenAI shape `{"error": {"message", "type", "param", "code"}}`, with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+import openai
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 409: "conflict_error", 413: "request_too_large", 422: "invalid_request_error",
+          429: "rate_limit_error"}
+
+
+class ApiError(Exception):
+    """An error a route answers with."""
+
+    def __init__(self, status: int, message: str, *, type_: str | None = None, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_ or _TYPES.get(status, "api_error" if status < 500 else "server_error")
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict:
+        """The JSON body."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def inference_error(exc: BaseException, base_url: str) -> ApiError:
+    """Translate a failure of the inference node into 502/503/504 that names the URL and the setting."""
+    where = f"the inference node at {base_url} (set INFERENCE_BASE_URL to change it)"
+    if isinstance(exc, openai.APITimeoutError):
+        return ApiError(504, f"Timed out waiting for {where}.", type_="inference_timeout", code="inference_timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return ApiError(502, f"Could not connect to {where}: {exc}.", type_="inference_unreachable",
+                        code="inference_unreachable")
+    if isinstance(exc, openai.APIStatusError):
+        status = 503 if exc.status_code in (429, 503) else 502
+        return ApiError(status, f"{where[:1].upper()}{where[1:]} answered {exc.status_code}: {exc.message}",
+                        type_="inference_error", code=f"inference_{exc.status_code}")
+    return ApiError(502, f"The turn failed while talking to {where}: {type(exc).__name__}: {exc}",
+                    type_="inference_error", code="inference_failed")
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    problems, param = [], None
+    for err in exc.errors()[:5]:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        param = param or (".".join(loc) or None)
+        problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
+    return "Invalid request: " + "; ".join(problems), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the API's own shape; unexpected ones without a stack trace."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return JSONResponse(ApiError(400, message, param=param).body(), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(ApiError(500, "Internal error; see the server log.").body(), status_code=500)

@@ -1,0 +1,107 @@
+"""What the lifespan opens and closes: stores, embedder, chat model, checkpointer and the compiled graph."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiosqlite
+import httpx
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from graph.builder import build_graph
+from graph.deps import Deps, MemoryLimits
+from memory.db import Database
+from memory.embedder import Embedder
+from memory.episodes import EpisodeStore
+from memory.hybrid import FusionWeights
+from memory.indexer import Indexer
+from memory.sessions import SessionStore
+from memory.vectors import VectorIndex
+from server.settings import Settings
+from server.turns import TurnRunner
+
+log = logging.getLogger(__name__)
+
+
+def make_chat_model(settings: Settings) -> ChatOpenAI:
+    """The inference node as a LangChain chat model (OpenAI protocol)."""
+    return ChatOpenAI(
+        base_url=settings.inference_base_url,
+        api_key=settings.inference_api_key,
+        model=settings.inference_model,
+        temperature=settings.temperature,
+        timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=settings.inference_connect_timeout_seconds),
+        max_retries=settings.inference_max_retries,
+        stream_usage=True,
+    )
+
+
+def build_deps(settings: Settings, chat_model=None) -> Deps:
+    """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop)."""
+    db = Database(settings.memory_path)
+    embedder = Embedder()
+    episodes = EpisodeStore(db)
+    vectors = VectorIndex(settings.chroma_dir)
+    return Deps(
+        chat_model=chat_model or make_chat_model(settings),
+        episodes=episodes,
+        sessions=SessionStore(db),
+        vectors=vectors,
+        embedder=embedder,
+        indexer=Indexer(episodes, vectors, embedder),
+        limits=MemoryLimits(
+            recent_messages=settings.recent_messages,
+            summary_trigger_messages=settings.summary_trigger_messages,
+            recall_top_k=settings.recall_top_k,
+            recall_candidates=settings.recall_candidates,
+            context_tokens=settings.context_tokens,
+            max_tokens=settings.max_tokens,
+        ),
+        weights=FusionWeights(
+            lexical=settings.recall_lexical_weight,
+            vector=settings.recall_vector_weight,
+            vector_threshold=settings.recall_vector_threshold,
+        ),
+    )
+
+
+@dataclass
+class Runtime:
+    """The live service: one per process, created by the lifespan."""
+
+    settings: Settings
+    deps: Deps
+    graph: CompiledStateGraph
+    turns: TurnRunner
+    http: httpx.AsyncClient
+    started_at: float
+    _conn: aiosqlite.Connection
+
+    @classmethod
+    async def open(cls, settings: Settings, chat_model=None) -> Runtime:
+        """Open everything; the embedder is loaded here so the first turn does not pay for it."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        deps = await asyncio.to_thread(build_deps, settings, chat_model)
+        await asyncio.to_thread(deps.embedder.load)
+        conn = await aiosqlite.connect(settings.checkpoints_path)
+        await conn.execute("PRAGMA busy_timeout=5000")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        graph = build_graph(deps).compile(checkpointer=saver)
+        deps.indexer.schedule()  # episodes a crash left unindexed
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
+        log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
+        return cls(settings, deps, graph, TurnRunner(graph), http, time.time(), conn)
+
+    async def close(self) -> None:
+        """Finish background work and close the stores."""
+        await self.turns.drain()
+        await self.deps.indexer.drain()
+        await self.http.aclose()
+        await self._conn.close()
+        self.deps.episodes.db.close()

@@ -1,0 +1,37 @@
+"""Which session a request belongs to: a header, or a stable id derived from the conversation's start."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from starlette.datastructures import Headers
+
+from server.errors import ApiError
+
+SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id")
+_VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+def validate_session_id(value: str, param: str = "X-Session-Id") -> str:
+    """A session id is 1-128 characters of letters, digits and `._:@-`."""
+    if not _VALID.match(value):
+        raise ApiError(400, "Invalid session id: use 1-128 characters of letters, digits and ._:@- "
+                       "(starting with a letter or digit).", param=param)
+    return value
+
+
+def derive_session_id(system: str | None, first_user: str) -> str:
+    """Clients that resend whole histories without an id still get continuity."""
+    seed = json.dumps([system or "", first_user], ensure_ascii=False)
+    return "auto-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
+
+
+def session_from_headers(headers: Headers) -> str | None:
+    """The session id a client named, validated; None when it named none."""
+    for name in SESSION_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            return validate_session_id(value.strip(), param=name)
+    return None

@@ -1,0 +1,54 @@
+"""Process settings: one pydantic-settings class read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know; per-run values live in the graph config instead."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # The inference node (any OpenAI-compatible server: llama.cpp, vLLM, Ollama, OpenAI).
+    inference_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible base URL.")
+    inference_model: str = Field("local-model", description="Model name sent to the inference node.")
+    inference_api_key: str = Field("not-needed", description="API key for the inference node, if it wants one.")
+    inference_timeout_seconds: float = Field(120.0, gt=0, description="Total timeout of one inference call.")
+    inference_connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout to the node.")
+    inference_max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    max_tokens: int = Field(1024, gt=0, description="Reply token limit sent as `max_tokens`.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Default sampling temperature.")
+
+    # Storage.
+    data_dir: Path = Field(Path("./data"), description="SQLite files: checkpoints.db and memory.db.")
+    chroma_dir: Path = Field(Path("./chroma_data"), description="Chroma persistent directory.")
+
+    # Memory.
+    recent_messages: int = Field(12, ge=2, description="Messages of the session sent verbatim.")
+    summary_trigger_messages: int = Field(24, ge=4, description="Fold older messages into the summary past this.")
+    recall_top_k: int = Field(5, ge=0, le=50, description="Episodes recalled from earlier exchanges.")
+    recall_candidates: int = Field(20, ge=1, le=200, description="Candidates fetched per retriever.")
+    recall_lexical_weight: float = Field(0.7, ge=0, description="Weight of BM25 ranks in the fusion.")
+    recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
+    recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
+    context_tokens: int = Field(8192, ge=512, description="Context window of the inference node, in tokens.")
+    active_session_window_seconds: int = Field(900, ge=1, description="A session counts as active this long.")
+
+    # Server.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        """SQLite file of the LangGraph checkpoints."""
+        return self.data_dir / "checkpoints.db"
+
+    @property
+    def memory_path(self) -> Path:
+        """SQLite file of sessions and episodes (the source of truth for memory)."""
+        return self.data_dir / "memory.db"

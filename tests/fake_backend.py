@@ -1,0 +1,127 @@
+"""An OpenAI-compatible inference node for tests: scripted replies, every request recorded.
+
+It stands in for the external inference node (llama.cpp, vLLM, ...), not for any part of the product.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], str | dict[str, Any]]
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """Every message of a request, as one text."""
+    return "\n".join(str(m.get("content")) for m in body.get("messages", []))
+
+
+def default_responder(body: dict[str, Any]) -> str:
+    """Echo the last user message under the contract; ask for a tool when told to; summarise when asked."""
+    messages = body.get("messages", [])
+    last = str(messages[-1].get("content")) if messages else ""
+    if last.startswith("You maintain the running summary"):
+        return "Summary: the user and the assistant talked."
+    if "Tool result for" in last:
+        return json.dumps({"assistant_response": "The tool said: " + last.split(":\n", 1)[-1], "tool_calls": []})
+    if "read the file" in last:
+        call = {"id": "call_1", "name": "read_file", "arguments": {"path": "src/main.py"}}
+        return json.dumps({"assistant_response": "Reading it.", "tool_calls": [call]})
+    return json.dumps({"assistant_response": f"You said: {last}", "tool_calls": []})
+
+
+class FakeBackend:
+    """`with FakeBackend() as backend:` serves `backend.base_url` (…/v1) on 127.0.0.1."""
+
+    def __init__(self, responder: Responder = default_responder, model: str = "fake-model") -> None:
+        self.responder = responder
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self.fail_with: int | None = None
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    data = {"object": "list", "data": [{"id": backend.model, "object": "model", "owned_by": "test"}]}
+                    self._send(200, json.dumps(data).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                backend.requests.append(body)
+                if backend.fail_with:
+                    self._send(backend.fail_with, json.dumps({"error": {"message": "scripted failure"}}).encode())
+                    return
+                reply = backend.responder(body)
+                text = reply if isinstance(reply, str) else reply.get("content", "")
+                finish = "stop" if isinstance(reply, str) else reply.get("finish_reason", "stop")
+                usage = {"prompt_tokens": len(prompt_text(body)) // 4, "completion_tokens": len(text.split()),
+                         "total_tokens": 0}
+                if body.get("stream"):
+                    self._stream(text, finish, usage)
+                    return
+                out = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()),
+                       "model": body.get("model", backend.model),
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": finish}], "usage": usage}
+                self._send(200, json.dumps(out).encode())
+
+            def _stream(self, text: str, finish: str, usage: dict) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                pieces = [text[i : i + 7] for i in range(0, len(text), 7)] or [""]
+                base = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": backend.model}
+                for piece in pieces:
+                    data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                    self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
+                done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
+                self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
+                self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeBackend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def prompts(self) -> list[str]:
+        """The prompt text of every chat request received, oldest first."""
+        return [prompt_text(b) for b in self.requests]

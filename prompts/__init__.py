@@ -12,6 +12,6 @@ def template(name: str) -> str:
     return files(__package__).joinpath(f"{name}.md").read_text(encoding="utf-8").strip()
 
 
-def render(name: str, **values: str) -> str:
+def render(template_name: str, /, **values: str) -> str:
     """Fill a template's placeholders."""
-    return template(name).format(**values)
+    return template(template_name).format(**values)

@@ -1,0 +1,122 @@
+"""The whole graph with a fake chat model, a temp-file SQLite checkpointer and real memory stores."""
+
+from __future__ import annotations
+
+import aiosqlite
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from graph.builder import build_graph
+from server.runtime import build_deps
+from tests.fakes import FakeChatModel, contract
+
+
+@pytest.fixture
+async def compiled(settings):
+    """A factory of (deps, compiled graph) over one temp SQLite checkpointer, closed afterwards."""
+    conns = []
+
+    async def make(model):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        deps = build_deps(settings, model)
+        conn = await aiosqlite.connect(settings.data_dir / "checkpoints.db")
+        conns.append(conn)
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        return deps, build_graph(deps).compile(checkpointer=saver)
+
+    yield make
+    for conn in conns:
+        await conn.close()
+
+
+def cfg(thread: str) -> dict:
+    return {"configurable": {"thread_id": thread}}
+
+
+@pytest.mark.anyio
+async def test_a_turn_answers_stores_an_episode_and_recalls_it_elsewhere(settings, compiled):
+    model = FakeChatModel([contract("Noted: the key is under the blue pot."), contract("Under the blue pot.")])
+    deps, graph = await compiled(model)
+    out = await graph.ainvoke({"messages": [HumanMessage("Remember: the spare key is under the blue pot")]},
+                              cfg("s1"))
+    reply = out["messages"][-1]
+    assert isinstance(reply, AIMessage) and reply.content == "Noted: the key is under the blue pot."
+    assert reply.response_metadata["contract"] == "ok"
+    assert deps.episodes.count() == 1
+    await deps.indexer.drain()
+    assert deps.episodes.pending(10) == []
+
+    await graph.ainvoke({"messages": [HumanMessage("Where is the spare key?")]}, cfg("s2"))
+    prompt = model.prompt_text(-1)
+    assert "spare key is under the blue pot" in prompt  # recalled from session s1
+    assert prompt.index("relevant memories") < prompt.index("Where is the spare key?")
+    state = await graph.aget_state(cfg("s2"))
+    assert state.values["recalled"]["degraded"] is False
+    assert state.values["prompt"] == []  # cleared once persisted
+
+
+@pytest.mark.anyio
+async def test_tool_calls_and_tool_results_continue_the_turn(settings, compiled):
+    call = {"id": "call_1", "name": "read_file", "arguments": {"path": "a.py"}}
+    model = FakeChatModel([contract("Reading.", [call]), contract("It prints hello.")])
+    deps, graph = await compiled(model)
+    tools = [{"type": "function", "function": {"name": "read_file", "description": "Read a file",
+                                               "parameters": {"type": "object"}}}]
+    out = await graph.ainvoke({"messages": [HumanMessage("What does a.py do?")], "tools": tools}, cfg("t"))
+    assert out["messages"][-1].tool_calls[0]["name"] == "read_file"
+    assert "read_file: Read a file" in model.prompt_text(0)
+    out = await graph.ainvoke({"messages": [ToolMessage("print('hello')", tool_call_id="call_1", name="read_file")]},
+                              cfg("t"))
+    assert out["messages"][-1].content == "It prints hello."
+    assert "Tool result for call_1 (read_file)" in model.prompt_text(1)
+    assert '"tool_calls": [{"id": "call_1"' in model.prompt_text(1)  # the earlier reply, in contract form
+
+
+@pytest.mark.anyio
+async def test_model_ignoring_the_contract_still_answers(settings, compiled):
+    deps, graph = await compiled(FakeChatModel(["Plain words, no JSON."]))
+    out = await graph.ainvoke({"messages": [HumanMessage("hi there")]}, cfg("p"))
+    assert out["messages"][-1].content == "Plain words, no JSON."
+    assert out["messages"][-1].response_metadata["contract"] == "fallback"
+
+
+@pytest.mark.anyio
+async def test_summary_folds_old_messages_and_reaches_the_prompt(settings, compiled):
+    settings.recent_messages = 4
+    settings.summary_trigger_messages = 6
+    replies = []
+    for i in range(5):
+        replies.append(contract(f"answer {i}"))
+        if i == 3:
+            replies.append("The user's name is Ada and she likes Rust.")  # the summarise call
+    model = FakeChatModel(replies)
+    deps, graph = await compiled(model)
+    for i in range(5):
+        out = await graph.ainvoke({"messages": [HumanMessage(f"question {i}")]}, cfg("sum"))
+    state = await graph.aget_state(cfg("sum"))
+    assert state.values["summary"] == "The user's name is Ada and she likes Rust."
+    assert len(state.values["messages"]) <= 6
+    assert "question 0" not in [m.content for m in state.values["messages"]]
+    assert "Ada and she likes Rust" in model.prompt_text(-1)
+    assert out["messages"][-1].content == "answer 4"
+
+
+@pytest.mark.anyio
+async def test_a_broken_vector_store_degrades_recall_but_not_the_turn(settings, compiled):
+    model = FakeChatModel([contract("first"), contract("second")])
+    deps, graph = await compiled(model)
+    await graph.ainvoke({"messages": [HumanMessage("The boat is named Calypso")]}, cfg("a"))
+    await deps.indexer.drain()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("chroma is gone")
+
+    deps.vectors.query = broken  # a real failure of the real store object's query path
+    out = await graph.ainvoke({"messages": [HumanMessage("What is the boat named Calypso?")]}, cfg("b"))
+    assert out["messages"][-1].content == "second"
+    state = await graph.aget_state(cfg("b"))
+    assert state.values["recalled"]["degraded"] is True
+    assert "chroma is gone" in state.values["recalled"]["error"]
+    assert "Calypso" in model.prompt_text(-1).split("Here are some relevant memories")[1]  # BM25 still recalls

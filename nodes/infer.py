@@ -7,17 +7,19 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
+from graph.contract_stream import ContractTextStream
 from graph.deps import Deps
 from graph.state import State
 
 
 def make_infer(deps: Deps):
     """Build the infer node."""
+    streaming_model = ContractTextStream(inner=deps.chat_model)
 
     async def infer(state: State, config: RunnableConfig) -> dict[str, Any]:
-        """Send the assembled prompt; tokens reach streaming callers through LangGraph's `messages` mode."""
+        """Send the assembled prompt. Streaming callers get the response text token by token."""
         opts = RunOptions.from_config(config)
-        model = deps.chat_model.bind(**opts.inference_kwargs(deps.limits.max_tokens))
+        model = streaming_model.bind(**opts.inference_kwargs(deps.limits.max_tokens))
         reply = await model.ainvoke(state["prompt"], config)
         return {"raw_output": reply}
 

@@ -22,9 +22,11 @@ def make_parse_tools(deps: Deps):
     async def parse_tools(state: State, config: RunnableConfig) -> dict[str, Any]:
         """Parse the contract JSON (or native tool calls); a reply that ignores it is kept as plain text."""
         raw = state.get("raw_output") or AIMessage("")
-        content = raw.text if isinstance(raw.content, list) else str(raw.content)
+        meta = raw.response_metadata or {}
+        # Streamed replies carry clean text as content and the raw reply in metadata.
+        content = meta.get("raw_content") or (raw.text if isinstance(raw.content, list) else str(raw.content))
         parsed = parse_reply(content, raw.tool_calls)
-        finish = (raw.response_metadata or {}).get("finish_reason")
+        finish = meta.get("finish_reason")
         if finish == "length" and parsed.status == "ok":
             parsed.status = "truncated"
         if parsed.status not in ("ok", "native"):
@@ -38,7 +40,7 @@ def make_parse_tools(deps: Deps):
                 "contract": parsed.status,
                 "contract_problems": parsed.problems,
                 "finish_reason": finish,
-                "model_name": (raw.response_metadata or {}).get("model_name"),
+                "model_name": meta.get("model_name"),
             },
         )
         return {"messages": [message]}

@@ -17,7 +17,6 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, RemoveMessage
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.stream_text import ResponseTextExtractor
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,6 @@ class TurnRunner:
                 return
 
     async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue) -> None:
-        extractor = ResponseTextExtractor()
         meta: dict[str, Any] = {"recall_degraded": False}
         added = [m.id for m in graph_input["messages"]]
         final: AIMessage | None = None
@@ -134,9 +132,8 @@ class TurnRunner:
                 if mode == "messages":
                     message, info = chunk
                     if info.get("langgraph_node") == "infer" and isinstance(message, AIMessageChunk):
-                        delta = extractor.feed(message.text)
-                        if delta:
-                            queue.put_nowait(TurnEvent("text", delta, meta=meta))
+                        if message.text:  # already the response text (graph/contract_stream.py)
+                            queue.put_nowait(TurnEvent("text", message.text, meta=meta))
                     continue
                 for node, update in (chunk or {}).items():
                     if node == "recall":

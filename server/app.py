@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from server.errors import install_error_handlers
+from server.langserve_routes import install_langserve
 from server.routes import chat_completions, health, models
 from server.runtime import Runtime
 from server.settings import Settings
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, chat_completions, models):
         app.include_router(module.router)
+    install_langserve(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
+from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import NotRequired, TypedDict
 
@@ -38,8 +38,8 @@ class State(InputState):
     """Rolling summary of the messages folded out of the state."""
     recalled: NotRequired[Recalled]
     """Memory recalled for the current turn."""
-    prompt: NotRequired[list[BaseMessage]]
-    """The assembled prompt of the current turn (cleared by persist)."""
+    prompt: NotRequired[list[dict[str, str]]]
+    """The assembled prompt of the current turn as role/content dicts (cleared by persist)."""
     raw_output: NotRequired[AIMessage | None]
     """The model's raw reply of the current turn (cleared by persist)."""
 

@@ -1,19 +1,36 @@
 """The graph factory `langgraph.json` points at: memory stores wired in, no checkpointer.
 
-`langgraph dev` brings its own checkpointer and refuses a custom one; every blocking call of the
-nodes already goes through `asyncio.to_thread`, which its run loop requires.
+`langgraph dev` brings its own checkpointer and refuses a custom one, calls this factory for each run
+and fails any run that blocks its event loop: the stores are opened in a worker thread, once per process.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.builder import build_graph
+from graph.deps import Deps
 
 
-def make_graph() -> CompiledStateGraph:
-    """Build the graph from the process settings (environment and `.env`)."""
-    from server.runtime import build_deps
-    from server.settings import Settings
+class _StudioGraph:
+    """Builds the graph on first use and hands the same one to every later run."""
 
-    return build_graph(build_deps(Settings())).compile()
+    def __init__(self) -> None:
+        self._deps: Deps | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> CompiledStateGraph:
+        async with self._lock:
+            if self._deps is None:
+                from server.runtime import build_deps
+                from server.settings import Settings
+
+                deps = await asyncio.to_thread(build_deps, Settings())
+                await asyncio.to_thread(deps.embedder.load)
+                self._deps = deps
+        return build_graph(self._deps).compile()
+
+
+make_graph = _StudioGraph()

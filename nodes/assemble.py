@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 import prompts
@@ -58,7 +58,7 @@ def to_chat(message: AnyMessage) -> tuple[str, str] | None:
     return None
 
 
-def merge_turns(turns: list[tuple[str, str]]) -> list[BaseMessage]:
+def merge_turns(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
     """Messages with consecutive same-role turns merged (strict templates require alternation)."""
     merged: list[list[str]] = []
     for role, text in turns:
@@ -66,7 +66,7 @@ def merge_turns(turns: list[tuple[str, str]]) -> list[BaseMessage]:
             merged[-1][1] += "\n\n" + text
         else:
             merged.append([role, text])
-    return [HumanMessage(t) if r == "user" else AIMessage(t) for r, t in merged]
+    return [{"role": r, "content": t} for r, t in merged]
 
 
 def make_assemble(deps: Deps):
@@ -101,7 +101,9 @@ def make_assemble(deps: Deps):
         if episodes:
             sections.insert(0, prompts.render("memory", episodes="\n---\n".join(episodes)))
         system = "\n\n".join([head, *sections])
-        return {"prompt": [SystemMessage(system), *merge_turns(turns)]}
+        # Plain role/content dicts, not message objects: the prompt is an intermediate value, and message
+        # objects in a node's output would be replayed to every `messages`-mode stream.
+        return {"prompt": [{"role": "system", "content": system}, *merge_turns(turns)]}
 
     return assemble
 

@@ -17,7 +17,6 @@ from typing import Any, Literal
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, RemoveMessage
 from langgraph.graph.state import CompiledStateGraph
 
-
 log = logging.getLogger(__name__)
 
 

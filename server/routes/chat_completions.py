@@ -92,7 +92,8 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
                     yield fmt.sse(fmt.chunk(completion_id, model, {"tool_calls": calls}))
                 yield fmt.sse(fmt.chunk(completion_id, model, {}, fmt.finish_reason(message)))
                 if include_usage:
-                    yield fmt.sse(fmt.chunk(completion_id, model, {}, usage=event.meta.get("usage") or {}, choices=False))
+                    usage = event.meta.get("usage") or {}
+                    yield fmt.sse(fmt.chunk(completion_id, model, {}, usage=usage, choices=False))
                 break
             event = await anext(events, None)
         yield fmt.sse("[DONE]")

@@ -1,0 +1,1 @@
+"""Benchmarks of the orchestrator: added latency, recall scaling, concurrency and footprint."""

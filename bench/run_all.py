@@ -1,0 +1,100 @@
+"""Run every benchmark (about 6-8 minutes on 2 cores) and write bench/results/{results.json,summary.md,*.png}.
+
+Phases, each with its own store under a temporary directory and the service as a child process:
+  A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load;
+  B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
+  C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
+     scaling, then the service on the 100k store.
+Only 127.0.0.1 is contacted; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import RESULTS, ROOT  # noqa: E402
+from bench.concurrency import run_concurrency  # noqa: E402
+from bench.fake_backend import BackendProcess  # noqa: E402
+from bench.overhead import run_overhead  # noqa: E402
+from bench.plots import plot_all  # noqa: E402
+from bench.report import machine, markdown, targets  # noqa: E402
+from bench.service import Service  # noqa: E402
+
+PHASE_C_START_LIMIT_S = 420.0  # skip the 100k phase if the run is already this long
+
+
+def recall_scaling(workdir: Path, stages: str, embedded_up_to: int) -> list[dict]:
+    """Run bench/recall_scaling.py in its own process (it must own the Chroma directory alone)."""
+    out = workdir / f"recall-{stages.replace(',', '_')}.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "recall_scaling.py"), str(workdir), "--stages", stages,
+                    "--embedded-up-to", str(embedded_up_to), "--out", str(out)], check=True, cwd=ROOT,
+                   timeout=600)
+    return json.loads(out.read_text())
+
+
+def serve_and_measure(workdir: Path, backend_url: str, label: str, results: dict, turns: int,
+                      with_concurrency: bool = False) -> None:
+    """Start the service on `workdir`, record cold start and RSS, measure overhead (and concurrency)."""
+    footprint = results["footprint"]
+    slug = label.replace(" ", "_")
+    with Service(workdir, backend_url) as service:
+        footprint[f"cold_start_s_{slug}"] = round(service.cold_start_s, 2)
+        time.sleep(1.0)
+        footprint[f"idle_rss_mb_{slug}"] = round(service.rss_mb(), 1)
+        print(f"  service up in {service.cold_start_s:.1f} s, idle RSS {service.rss_mb():.0f} MiB", flush=True)
+        results["overhead"].append(run_overhead(service.base_url, backend_url, label, turns, turns // 2))
+        if with_concurrency:
+            results["concurrency"] = run_concurrency(service.base_url, (1, 8, 32), slug)
+        time.sleep(1.0)  # let background indexing/summaries finish before reading RSS
+        footprint[f"after_load_rss_mb_{slug}"] = round(service.rss_mb(), 1)
+        print(f"  RSS after load {footprint[f'after_load_rss_mb_{slug}']:.0f} MiB", flush=True)
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=200, help="non-streaming turns per store (streaming: half)")
+    parser.add_argument("--skip-100k", action="store_true", help="stop at 10k episodes")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    results: dict = {"machine": machine(), "overhead": [], "recall_scaling": [], "concurrency": [],
+                     "footprint": {}, "skipped": []}
+    print(f"machine: {results['machine']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, BackendProcess() as backend:
+        empty, seeded = Path(tmp) / "empty", Path(tmp) / "seeded"
+        empty.mkdir()
+        seeded.mkdir()
+        print("[A] empty store", flush=True)
+        serve_and_measure(empty, backend.base_url, "0 episodes", results, args.turns, with_concurrency=True)
+        print("[B] seeding 1k -> 10k embedded episodes", flush=True)
+        results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
+        serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)
+        elapsed = time.perf_counter() - t0
+        if args.skip_100k or elapsed > PHASE_C_START_LIMIT_S:
+            results["skipped"].append(f"100k phase (elapsed {elapsed:.0f} s, --skip-100k={args.skip_100k})")
+        else:
+            print("[C] growing to 100k episodes (cheap vectors beyond 10k)", flush=True)
+            results["recall_scaling"] += recall_scaling(seeded, "100000", 10_000)
+            serve_and_measure(seeded, backend.base_url, "100k episodes", results, args.turns)
+    results["targets"] = targets(results)
+    results["total_runtime_s"] = round(time.perf_counter() - t0, 1)
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
+    summary = markdown(results)
+    (RESULTS / "summary.md").write_text(summary)
+    plots = plot_all(results, RESULTS)
+    print("\n" + summary)
+    print(f"total {results['total_runtime_s']} s; wrote {RESULTS / 'results.json'}, summary.md, "
+          + ", ".join(p.name for p in plots))
+
+
+if __name__ == "__main__":
+    main()

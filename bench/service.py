@@ -1,0 +1,94 @@
+"""Start the real orchestrator (`python -m server`) as a child process and time its cold start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import QUIET_ENV, ROOT, rss_mb
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def store_dirs(workdir: Path) -> tuple[Path, Path]:
+    """(DATA_DIR, CHROMA_DIR) used for a benchmark store under `workdir`."""
+    return workdir / "data", workdir / "chroma"
+
+
+class Service:
+    """The service on a free port with its stores in `workdir`, talking to `inference_url`."""
+
+    def __init__(self, workdir: Path, inference_url: str, extra_env: dict[str, str] | None = None,
+                 profile_to: Path | None = None) -> None:
+        data, chroma = store_dirs(workdir)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **QUIET_ENV, "DATA_DIR": str(data), "CHROMA_DIR": str(chroma),
+                    "INFERENCE_BASE_URL": inference_url, "LOG_LEVEL": "warning", **(extra_env or {})}
+        self.log = workdir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+        self.cold_start_s = float("nan")
+        self.profile_to = profile_to  # run under pyinstrument (event-loop thread) and write a text report
+
+    @property
+    def pid(self) -> int:
+        """Process id of the running service."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss_mb(self) -> float:
+        """Current VmRSS of the service process."""
+        return rss_mb(self.pid)
+
+    def start(self, timeout: float = 120.0) -> Service:
+        """Spawn the process and wait for `GET /health` to answer 200; records `cold_start_s`."""
+        t0 = time.perf_counter()
+        prefix = [sys.executable]
+        if self.profile_to:
+            prefix += ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(self.profile_to)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*prefix, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.base_url + "/health", timeout=2).status_code == 200:
+                    self.cold_start_s = time.perf_counter() - t0
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM (SIGINT under the profiler, so it writes its report), then SIGKILL after 30 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT if self.profile_to else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -9,16 +9,9 @@ import httpx
 import openai
 import pytest
 
-from tests.fake_backend import FakeBackend
 from tests.integration.servers import ServiceProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def backend():
-    with FakeBackend() as node:
-        yield node
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ class Service:
         t0 = time.perf_counter()
         prefix = [sys.executable]
         if self.profile_to:
-            prefix += ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(self.profile_to)]
+            prefix += ["-m", "pyinstrument", "-r", "text", "-o", str(self.profile_to)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [*prefix, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],

@@ -22,7 +22,7 @@ from memory.db import Database
 from memory.embedder import Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.indexer import Indexer
-from memory.vectors import VectorIndex
+from memory.vectors import ChromaVectors as VectorIndex
 
 SESSIONS = 200  # episodes are spread over this many earlier sessions
 DAY = 86400.0

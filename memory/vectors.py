@@ -23,9 +23,13 @@ class VectorHit:
     similarity: float
 
 
-class VectorIndex:
-    """A Chroma `PersistentClient`. Embeddings are always computed by our own embedder and passed in,
-    so Chroma never loads (or downloads) an embedding function of its own. Blocking: use `to_thread`."""
+class ChromaVectors:
+    """A Chroma `PersistentClient`, in this process. Embeddings are always computed by our own embedder and
+    passed in, so Chroma never loads (or downloads) an embedding function of its own.
+
+    The service does not use it directly: Chroma's bindings hold the GIL for a whole call (an upsert of a
+    few vectors stalls every other thread, the event loop included, for 8-14 ms), so the service talks to
+    one of these in a child process (`memory.vector_process.VectorIndex`)."""
 
     def __init__(self, path: Path | str, kind: str = "episodes") -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -54,10 +58,9 @@ class VectorIndex:
 
     def query(self, scope: str, embedding: list[float], k: int) -> list[VectorHit]:
         """The `k` nearest vectors of one scope, most similar first."""
-        col = self._collection(scope)
-        if k <= 0 or col.count() == 0:
+        if k <= 0:
             return []
-        result = col.query(query_embeddings=[embedding], n_results=k, include=["distances"])
+        result = self._collection(scope).query(query_embeddings=[embedding], n_results=k, include=["distances"])
         return [
             VectorHit(id=i, similarity=1.0 - float(d))
             for i, d in zip(result["ids"][0], result["distances"][0], strict=True)

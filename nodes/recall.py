@@ -35,26 +35,26 @@ def make_recall(deps: Deps):
         recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}
         n = limits.recall_candidates
 
-        async def vector_hits():
-            embedding = await asyncio.to_thread(deps.embedder.embed_one, query)
-            return await asyncio.to_thread(deps.vectors.query, opts.scope, embedding, n)
+        def search() -> tuple[list, list[str]]:
+            # One worker-thread hop for the whole search: each hop costs more than FTS5 or fusion do.
+            problems: list[str] = []
+            try:
+                lexical = deps.episodes.search(opts.scope, query, n)
+            except Exception as exc:
+                problems.append(f"lexical search failed: {exc!r}")
+                lexical = []
+            try:
+                vector = deps.vectors.query(opts.scope, deps.embedder.embed_one(query), n)
+            except Exception as exc:
+                problems.append(f"vector search failed: {exc!r}")
+                vector = []
+            try:
+                return fuse(lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes), problems
+            except Exception as exc:  # SQLite itself failing: recency only
+                problems.append(f"reading recalled episodes failed: {exc!r}")
+                return [], problems
 
-        lexical_task = asyncio.to_thread(deps.episodes.search, opts.scope, query, n)
-        lexical, vector = await asyncio.gather(lexical_task, vector_hits(), return_exceptions=True)
-        problems = []
-        if isinstance(lexical, BaseException):
-            problems.append(f"lexical search failed: {lexical!r}")
-            lexical = []
-        if isinstance(vector, BaseException):
-            problems.append(f"vector search failed: {vector!r}")
-            vector = []
-        try:
-            hits = await asyncio.to_thread(
-                fuse, lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes
-            )
-        except Exception as exc:  # SQLite itself failing: recency only
-            problems.append(f"reading recalled episodes failed: {exc!r}")
-            hits = []
+        hits, problems = await asyncio.to_thread(search)
         recalled = Recalled(episodes=[h.document for h in hits], degraded=bool(problems))
         if problems:
             recalled["error"] = "; ".join(problems)

@@ -4,4 +4,5 @@ import sys
 
 from server.cli import main
 
-main(["serve", *sys.argv[1:]])
+if __name__ == "__main__":  # guarded: spawned child processes re-import the main module
+    main(["serve", *sys.argv[1:]])

@@ -21,7 +21,7 @@ from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
-from memory.vectors import VectorIndex
+from memory.vector_process import VectorIndex
 from server.settings import Settings
 from server.turns import TurnRunner
 
@@ -102,6 +102,7 @@ class Runtime:
         """Finish background work and close the stores."""
         await self.turns.drain()
         await self.deps.indexer.drain()
+        await asyncio.to_thread(self.deps.vectors.close)
         await self.http.aclose()
         await self._conn.close()
         self.deps.episodes.db.close()

@@ -15,11 +15,12 @@ from tests.fakes import FakeChatModel, contract
 @pytest.fixture
 async def compiled(settings):
     """A factory of (deps, compiled graph) over one temp SQLite checkpointer, closed afterwards."""
-    conns = []
+    conns, opened = [], []
 
     async def make(model):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         deps = build_deps(settings, model)
+        opened.append(deps)
         conn = await aiosqlite.connect(settings.data_dir / "checkpoints.db")
         conns.append(conn)
         saver = AsyncSqliteSaver(conn)
@@ -29,6 +30,8 @@ async def compiled(settings):
     yield make
     for conn in conns:
         await conn.close()
+    for deps in opened:
+        deps.vectors.close()
 
 
 def cfg(thread: str) -> dict:

@@ -12,7 +12,7 @@ from memory.episodes import Episode, EpisodeStore
 from memory.hybrid import FusionWeights, fuse
 from memory.indexer import Indexer
 from memory.text import match_expression, query_terms
-from memory.vectors import VectorIndex
+from memory.vector_process import VectorIndex, VectorStoreError
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,7 @@ async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, 
     assert all("flower pot" not in h.document for h in again)
     # Other scopes never see it.
     assert vectors.query("project:b", embedder.embed_one(query), 5) == []
+    vectors.close()
 
 
 @pytest.mark.anyio
@@ -96,3 +97,15 @@ async def test_unindexed_episodes_are_indexed_after_a_restart(tmp_path, embedder
     await indexer.drain()
     hits = vectors.query("default", embedder.embed_one("what is the wifi password"), 3)
     assert hits and hits[0].id == store.for_session("s1")[0].id
+    vectors.close()
+
+
+def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path):
+    vectors = VectorIndex(tmp_path / "chroma")
+    vectors.add("default", ["a"], [[1.0] + [0.0] * 383], ["A"])
+    with pytest.raises(VectorStoreError):
+        vectors.add("default", ["b"], [[1.0, 0.0]], ["wrong dimension"])
+    vectors._proc.kill()  # the child crashes
+    vectors._proc.wait()
+    assert [h.id for h in vectors.query("default", [1.0] + [0.0] * 383, 3)] == ["a"]  # a new child, same data
+    vectors.close()

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
+from memory.admin import MemoryAdmin
 from memory.embedder import Embedder
+from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
-from memory.vectors import VectorIndex
+from memory.vector_process import VectorIndex
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class MemoryLimits:
     recall_candidates: int = 20
     context_tokens: int = 8192
     max_tokens: int = 1024
+    entity_top_k: int = 5
+    entity_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,5 +40,7 @@ class Deps:
     vectors: VectorIndex
     embedder: Embedder
     indexer: Indexer
+    entities: EntityStore
+    admin: MemoryAdmin
     limits: MemoryLimits = MemoryLimits()
     weights: FusionWeights = FusionWeights()

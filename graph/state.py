@@ -14,6 +14,8 @@ class Recalled(TypedDict):
 
     episodes: list[str]
     """Documents of earlier exchanges (this and other sessions of the scope), best first."""
+    entities: NotRequired[list[str]]
+    """Known entities relevant to the message, as `name (type): notes`."""
     degraded: bool
     """True when the vector store or the embedder failed and recall fell back to lexical/recency only."""
     error: NotRequired[str]

@@ -155,3 +155,29 @@ class EpisodeStore:
     def count(self) -> int:
         """How many episodes are stored."""
         return int(self.db.query("SELECT COUNT(*) AS n FROM episodes")[0]["n"])
+
+    def ids_by_scope(self, session_id: str) -> dict[str, list[str]]:
+        """A session's episode ids, grouped by scope (to find their vectors)."""
+        grouped: dict[str, list[str]] = {}
+        for row in self.db.query("SELECT id, scope FROM episodes WHERE session_id = ?", (session_id,)):
+            grouped.setdefault(row["scope"], []).append(row["id"])
+        return grouped
+
+    def delete_session(self, session_id: str) -> None:
+        """Remove a session's episodes and their FTS5 rows."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM episodes_fts WHERE rowid IN (SELECT seq FROM episodes WHERE session_id = ?)",
+                (session_id,),
+            )
+            conn.execute("DELETE FROM episodes WHERE session_id = ?", (session_id,))
+
+    def move_session(self, session_id: str, scope: str) -> None:
+        """Put a session's episodes in another scope; they are re-embedded there by the indexer."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE episodes SET scope = ?, indexed = 0 WHERE session_id = ?", (scope, session_id))
+            conn.execute(
+                "UPDATE episodes_fts SET scope_token = ? WHERE rowid IN"
+                " (SELECT seq FROM episodes WHERE session_id = ?)",
+                (scope_token(scope), session_id),
+            )

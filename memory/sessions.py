@@ -1,8 +1,10 @@
-"""Sessions: created on first use, touched on every completed turn."""
+"""Sessions and projects: rows in the memory database. Sessions are created on first use."""
 
 from __future__ import annotations
 
 import time
+import uuid
+from typing import Any
 
 from memory.db import Database
 
@@ -16,15 +18,60 @@ CREATE TABLE IF NOT EXISTS sessions (
     turn_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_at);
+CREATE INDEX IF NOT EXISTS sessions_by_project ON sessions(project_id, updated_at);
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
+
+DEFAULT_SCOPE = "default"
+
+
+def scope_of(project_id: str | None) -> str:
+    """The memory scope of a project; sessions without one share the default scope."""
+    return f"project:{project_id}" if project_id else DEFAULT_SCOPE
+
+
+_UNSET: Any = object()
 
 
 class SessionStore:
-    """Session rows. Methods block: call them through `asyncio.to_thread`."""
+    """Session and project rows. Methods block: call them through `asyncio.to_thread`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+
+    # Sessions -------------------------------------------------------------------------------------
+    def ensure(self, session_id: str, project_id: str | None = None) -> dict:
+        """The session, created on first use (with `project_id`, which must exist)."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, project_id, created_at, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(id) DO NOTHING",
+                (session_id, project_id, now, now),
+            )
+            row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return dict(row)
+
+    def create(self, session_id: str | None, name: str | None, project_id: str | None) -> dict | None:
+        """A new session; None if the id is taken."""
+        session_id = session_id or uuid.uuid4().hex
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO sessions (id, name, project_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO NOTHING",
+                (session_id, name, project_id, now, now),
+            )
+            if cur.rowcount == 0:
+                return None
+        return self.get(session_id)
 
     def record_turn(self, session_id: str, now: float | None = None) -> None:
         """Create the session if it is new and count one more completed turn."""
@@ -42,7 +89,92 @@ class SessionStore:
         rows = self.db.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
+    def list(self, project_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+        """Sessions, newest activity first, optionally of one project; and how many there are in all."""
+        where, params = ("WHERE project_id = ?", (project_id,)) if project_id else ("", ())
+        total = self.db.query(f"SELECT COUNT(*) AS n FROM sessions {where}", params)[0]["n"]
+        rows = self.db.query(
+            f"SELECT * FROM sessions {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (*params, limit, offset)
+        )
+        return [dict(r) for r in rows], int(total)
+
+    def update(self, session_id: str, name: Any = _UNSET, project_id: Any = _UNSET) -> dict | None:
+        """Rename and/or move a session (project_id None: out of any project)."""
+        sets, params = [], []
+        if name is not _UNSET:
+            sets.append("name = ?")
+            params.append(name)
+        if project_id is not _UNSET:
+            sets.append("project_id = ?")
+            params.append(project_id)
+        if sets:
+            with self.db.transaction() as conn:
+                conn.execute(f"UPDATE sessions SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
+                             (*params, time.time(), session_id))
+        return self.get(session_id)
+
+    def set_name_if_unnamed(self, session_id: str, name: str) -> bool:
+        """Name a session unless someone named it meanwhile (a user's name is never overwritten)."""
+        with self.db.transaction() as conn:
+            cur = conn.execute("UPDATE sessions SET name = ? WHERE id = ? AND (name IS NULL OR name = '')",
+                               (name, session_id))
+        return cur.rowcount == 1
+
     def count_active(self, window_seconds: float, now: float | None = None) -> int:
         """Sessions with a completed turn in the last `window_seconds`."""
         since = (time.time() if now is None else now) - window_seconds
         return int(self.db.query("SELECT COUNT(*) AS n FROM sessions WHERE updated_at >= ?", (since,))[0]["n"])
+
+    # Projects -------------------------------------------------------------------------------------
+    def create_project(self, project_id: str | None, name: str, description: str | None) -> dict | None:
+        """A new project; None if the id is taken."""
+        project_id = project_id or uuid.uuid4().hex
+        now = time.time()
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO projects (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO NOTHING",
+                (project_id, name, description, now, now),
+            )
+            if cur.rowcount == 0:
+                return None
+        return self.get_project(project_id)
+
+    def get_project(self, project_id: str) -> dict | None:
+        """One project with its session count, or None."""
+        rows = self.db.query(
+            "SELECT p.*, (SELECT COUNT(*) FROM sessions s WHERE s.project_id = p.id) AS session_count"
+            " FROM projects p WHERE p.id = ?", (project_id,))
+        return dict(rows[0]) if rows else None
+
+    def list_projects(self) -> list[dict]:
+        """All projects, newest first."""
+        rows = self.db.query(
+            "SELECT p.*, (SELECT COUNT(*) FROM sessions s WHERE s.project_id = p.id) AS session_count"
+            " FROM projects p ORDER BY p.created_at DESC")
+        return [dict(r) for r in rows]
+
+    def update_project(self, project_id: str, name: str | None, description: Any = _UNSET) -> dict | None:
+        """Rename a project and/or change its description."""
+        sets, params = [], []
+        if name is not None:
+            sets.append("name = ?")
+            params.append(name)
+        if description is not _UNSET:
+            sets.append("description = ?")
+            params.append(description)
+        if sets:
+            with self.db.transaction() as conn:
+                conn.execute(f"UPDATE projects SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
+                             (*params, time.time(), project_id))
+        return self.get_project(project_id)
+
+    def delete_project_row(self, project_id: str) -> None:
+        """Remove the project row (its sessions are removed by the caller first)."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+
+    def delete_session_row(self, session_id: str) -> None:
+        """Remove the session row."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))

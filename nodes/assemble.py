@@ -100,6 +100,10 @@ def make_assemble(deps: Deps):
             used += estimate_tokens(doc)
         if episodes:
             sections.insert(0, prompts.render("memory", episodes="\n---\n".join(episodes)))
+        # Entities first: structured facts are the most stable context (seed 001's order).
+        entities = (state.get("recalled") or {}).get("entities") or []
+        if entities:
+            sections.insert(0, prompts.render("entities", entities="\n".join(f"- {e}" for e in entities)))
         system = "\n\n".join([head, *sections])
         # Plain role/content dicts, not message objects: the prompt is an intermediate value, and message
         # objects in a node's output would be replayed to every `messages`-mode stream.

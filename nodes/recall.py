@@ -12,6 +12,7 @@ from graph.config import RunOptions
 from graph.deps import Deps
 from graph.state import Recalled, State
 from graph.window import last_user_text, window_start
+from memory.admin import find_entities
 from memory.hybrid import fuse
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,12 @@ def make_recall(deps: Deps):
         opts = RunOptions.from_config(config)
         messages = state.get("messages", [])
         query = last_user_text(messages)
-        if not query or limits.recall_top_k == 0:
-            return {"recalled": Recalled(episodes=[], degraded=False)}
+        if not query or (limits.recall_top_k == 0 and limits.entity_top_k == 0):
+            return {"recalled": Recalled(episodes=[], entities=[], degraded=False)}
         recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}
         n = limits.recall_candidates
 
-        def search() -> tuple[list, list[str]]:
+        def search() -> tuple[list, list, list[str]]:
             # One worker-thread hop for the whole search: each hop costs more than FTS5 or fusion do.
             problems: list[str] = []
             try:
@@ -43,19 +44,29 @@ def make_recall(deps: Deps):
             except Exception as exc:
                 problems.append(f"lexical search failed: {exc!r}")
                 lexical = []
+            embedding = None
             try:
-                vector = deps.vectors.query(opts.scope, deps.embedder.embed_one(query), n)
+                embedding = deps.embedder.embed_one(query)  # once, for episodes and entities
+                vector = deps.vectors.query(opts.scope, embedding, n)
             except Exception as exc:
                 problems.append(f"vector search failed: {exc!r}")
                 vector = []
             try:
-                return fuse(lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes), problems
+                episodes = fuse(lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes)
             except Exception as exc:  # SQLite itself failing: recency only
                 problems.append(f"reading recalled episodes failed: {exc!r}")
-                return [], problems
+                episodes = []
+            try:
+                entities = find_entities(deps.entities, deps.vectors, opts.scope, query, embedding,
+                                         limits.entity_top_k, limits.entity_threshold)
+            except Exception as exc:
+                problems.append(f"entity search failed: {exc!r}")
+                entities = []
+            return episodes, entities, problems
 
-        hits, problems = await asyncio.to_thread(search)
-        recalled = Recalled(episodes=[h.document for h in hits], degraded=bool(problems))
+        hits, entities, problems = await asyncio.to_thread(search)
+        recalled = Recalled(episodes=[h.document for h in hits], entities=[h.entity.document for h in entities],
+                            degraded=bool(problems))
         if problems:
             recalled["error"] = "; ".join(problems)
             log.warning("recall degraded for session %s: %s", opts.thread_id, recalled["error"])

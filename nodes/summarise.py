@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import Any
 
@@ -9,6 +11,7 @@ from langchain_core.messages import HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 
 import prompts
+from graph.config import RunOptions
 from graph.deps import Deps
 from graph.state import State
 from graph.window import window_start
@@ -46,6 +49,40 @@ def make_summarise(deps: Deps):
         summary = reply.text.strip()
         if not summary:
             return {}
+        await extract_entities(deps, rendered, RunOptions.from_config(config), config)
         return {"summary": summary, "messages": [RemoveMessage(id=m.id) for m in old if m.id]}
 
     return summarise
+
+
+def parse_entities(text: str) -> list[dict[str, str]]:
+    """The entity list of an extraction reply; raises ValueError when it is not one."""
+    start, end = text.find("["), text.rfind("]")
+    if start < 0 or end < start:
+        raise ValueError("no JSON array in the reply")
+    items = json.loads(text[start : end + 1])
+    if not isinstance(items, list):
+        raise ValueError("not a JSON array")
+    out = []
+    for item in items[:8]:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
+            out.append({"name": item["name"].strip()[:100], "type": str(item.get("type") or "thing")[:40],
+                        "notes": str(item.get("notes") or "")[:500]})
+    return out
+
+
+async def extract_entities(deps: Deps, rendered: str, opts: RunOptions, config: RunnableConfig) -> None:
+    """One inference call; malformed output is logged and skipped, never raised."""
+    prompt = prompts.render("extract_entities", messages=rendered)
+    try:
+        reply = await deps.chat_model.ainvoke([HumanMessage(prompt)], config, extra_body={"max_tokens": 400})
+        found = parse_entities(reply.text)
+    except Exception as exc:
+        log.warning("entity extraction skipped for session %s: %r", opts.thread_id, exc)
+        return
+    for item in found:
+        try:
+            await asyncio.to_thread(deps.admin.upsert_entity, opts.scope, item["name"], item["type"],
+                                    item["notes"], opts.thread_id)
+        except Exception:
+            log.exception("storing entity %r failed", item["name"])

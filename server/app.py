@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from server.errors import install_error_handlers
 from server.langserve_routes import install_langserve
-from server.routes import chat_completions, health, models
+from server.routes import chat, chat_completions, entities, health, memory, models, projects, sessions
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, chat_completions, models):
+    for module in (health, chat_completions, models, chat, sessions, projects, entities, memory):
         app.include_router(module.router)
     install_langserve(app)
     return app

@@ -20,7 +20,7 @@ from langserve import add_routes
 from pydantic import BaseModel, Field
 
 from server.errors import inference_error
-from server.session_ids import session_from_headers, validate_session_id
+from server.session_ids import project_from_headers, session_from_headers, validate_session_id
 from server.turns import TurnRequest
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
@@ -63,6 +63,9 @@ async def per_request_config(config: dict[str, Any], request: Request) -> dict[s
         session = await _client_thread_id(request)
     configurable = dict(config.get("configurable") or {})
     configurable["thread_id"] = session or f"lc-{uuid.uuid4().hex}"
+    project = project_from_headers(request.headers)
+    if project:
+        configurable["project_id"] = project
     return {**config, "configurable": configurable}
 
 
@@ -80,6 +83,7 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
             tools=data.get("tools"),
             configurable={k: configurable[k] for k in INFERENCE_KEYS if k in configurable},
             stream=True,
+            project_id=configurable.get("project_id"),
         )
         streamed = ""
         async for event in runtime.turns.events(turn):

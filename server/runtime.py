@@ -15,8 +15,10 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.builder import build_graph
 from graph.deps import Deps, MemoryLimits
+from memory.admin import MemoryAdmin
 from memory.db import Database
 from memory.embedder import Embedder
+from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.indexer import Indexer
@@ -46,14 +48,18 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
     db = Database(settings.memory_path)
     embedder = Embedder()
     episodes = EpisodeStore(db)
+    sessions = SessionStore(db)
+    entities = EntityStore(db)
     vectors = VectorIndex(settings.chroma_dir)
     return Deps(
         chat_model=chat_model or make_chat_model(settings),
         episodes=episodes,
-        sessions=SessionStore(db),
+        sessions=sessions,
         vectors=vectors,
         embedder=embedder,
         indexer=Indexer(episodes, vectors, embedder),
+        entities=entities,
+        admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
         limits=MemoryLimits(
             recent_messages=settings.recent_messages,
             summary_trigger_messages=settings.summary_trigger_messages,
@@ -61,6 +67,8 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
             recall_candidates=settings.recall_candidates,
             context_tokens=settings.context_tokens,
             max_tokens=settings.max_tokens,
+            entity_top_k=settings.entity_top_k,
+            entity_threshold=settings.entity_threshold,
         ),
         weights=FusionWeights(
             lexical=settings.recall_lexical_weight,
@@ -96,7 +104,7 @@ class Runtime:
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        return cls(settings, deps, graph, TurnRunner(graph), http, time.time(), conn)
+        return cls(settings, deps, graph, TurnRunner(graph, deps), http, time.time(), conn)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""

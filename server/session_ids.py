@@ -35,3 +35,15 @@ def session_from_headers(headers: Headers) -> str | None:
         if value is not None:
             return validate_session_id(value.strip(), param=name)
     return None
+
+
+def project_from_headers(headers: Headers) -> str | None:
+    """The project a client named with `X-Project-Id`, validated; None when it named none."""
+    value = headers.get("x-project-id")
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not _VALID.match(value):
+        raise ApiError(400, "Invalid project id: use 1-128 characters of letters, digits and ._:@- "
+                       "(starting with a letter or digit).", param="X-Project-Id")
+    return value

@@ -8,14 +8,19 @@ interleave.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, RemoveMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage
 from langgraph.graph.state import CompiledStateGraph
+
+import prompts
+from graph.deps import Deps
+from memory.sessions import SessionStore, scope_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,8 @@ class TurnRequest:
     tools: list[dict[str, Any]] | None = None
     configurable: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    project_id: str | None = None
+    """Project of a session created by this turn (an existing session keeps its own)."""
 
 
 @dataclass
@@ -87,11 +94,39 @@ def new_messages(history_known: bool, messages: list[BaseMessage]) -> list[BaseM
     return messages
 
 
+def open_session(sessions: SessionStore, session_id: str, project_id: str | None) -> dict:
+    """The session, created on first use (its project too, if it is new)."""
+    if project_id and sessions.get_project(project_id) is None:
+        sessions.create_project(project_id, project_id, None)
+    return sessions.ensure(session_id, project_id)
+
+
+async def name_session(deps: Deps, session_id: str, user: str, assistant: str) -> None:
+    """A short second inference names a new session; failures are logged, never raised."""
+    prompt = prompts.render("name_session", user=user[:1000], assistant=assistant[:1000])
+    try:
+        model = deps.chat_model.bind(temperature=0.3, extra_body={"max_tokens": 20})
+        reply = await model.ainvoke([HumanMessage(prompt)])
+        name = clean_name(reply.text)
+        if name:
+            await asyncio.to_thread(deps.sessions.set_name_if_unnamed, session_id, name)
+    except Exception as exc:
+        log.warning("naming session %s failed: %r", session_id, exc)
+
+
+def clean_name(text: str) -> str:
+    """First line, without quotes, markup or a trailing period; 60 characters at most."""
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    line = line.strip().strip("#*`\"' ").removeprefix("Title:").strip().strip("\"' ").rstrip(".")
+    return line[:60].strip()
+
+
 class TurnRunner:
     """Runs turns on the compiled, checkpointed graph."""
 
-    def __init__(self, graph: CompiledStateGraph) -> None:
+    def __init__(self, graph: CompiledStateGraph, deps: Deps) -> None:
         self.graph = graph
+        self.deps = deps
         self.locks = KeyedLocks()
         self._runs: set[asyncio.Task] = set()
 
@@ -100,7 +135,10 @@ class TurnRunner:
         await self.locks.acquire(request.session_id)
         queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         try:
-            config = {"configurable": {**request.configurable, "thread_id": request.session_id}}
+            session = await asyncio.to_thread(open_session, self.deps.sessions, request.session_id,
+                                              request.project_id)
+            config = {"configurable": {**request.configurable, "thread_id": request.session_id,
+                                       "scope": scope_of(session["project_id"])}}
             state = await self.graph.aget_state(config)
             fresh = new_messages(bool(state.values.get("messages")), request.messages)
         except BaseException:
@@ -111,16 +149,16 @@ class TurnRunner:
         graph_input: dict[str, Any] = {"messages": fresh, "tools": request.tools or []}
         if request.system is not None:
             graph_input["system"] = request.system
-        task = asyncio.create_task(self._drive(request, config, graph_input, queue))
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
+        name_after = not session.get("name") and not session.get("turn_count")
+        self._spawn(self._drive(request, config, graph_input, queue, name_after))
         while True:
             event = await queue.get()
             yield event
             if event.kind != "text":
                 return
 
-    async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue) -> None:
+    async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue,
+                     name_after: bool) -> None:
         meta: dict[str, Any] = {"recall_degraded": False}
         added = [m.id for m in graph_input["messages"]]
         final: AIMessage | None = None
@@ -148,6 +186,10 @@ class TurnRunner:
                     elif node == "persist" and final is not None:
                         queue.put_nowait(TurnEvent("final", message=final, meta=meta))
                         delivered = True
+                        if name_after:  # fire-and-forget, outside this run's callbacks
+                            first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
+                            self._spawn(name_session(self.deps, request.session_id, first_user, final.text),
+                                        context=contextvars.Context())
         except Exception as exc:
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
@@ -177,7 +219,12 @@ class TurnRunner:
         except Exception:
             log.exception("rolling back a failed turn failed")
 
+    def _spawn(self, coro, context=None) -> None:
+        task = asyncio.create_task(coro, context=context)
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
     async def drain(self) -> None:
-        """Wait for runs still going (summaries) to finish."""
+        """Wait for runs still going (summaries, naming) to finish."""
         if self._runs:
             await asyncio.gather(*list(self._runs), return_exceptions=True)

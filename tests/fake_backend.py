@@ -6,6 +6,7 @@ It stands in for the external inference node (llama.cpp, vLLM, ...), not for any
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +22,18 @@ def prompt_text(body: dict[str, Any]) -> str:
 
 
 def default_responder(body: dict[str, Any]) -> str:
-    """Echo the last user message under the contract; ask for a tool when told to; summarise when asked."""
+    """Echo the last user message under the contract; ask for a tool when told to; summarise, name sessions
+    and extract entities (`… is called X`) when asked."""
     messages = body.get("messages", [])
     last = str(messages[-1].get("content")) if messages else ""
     if last.startswith("You maintain the running summary"):
         return "Summary: the user and the assistant talked."
+    if last.startswith("Give this conversation a short title"):
+        user = last.split("User:", 1)[-1].split()
+        return '"Talk about ' + " ".join(user[:3]) + '"'
+    if last.startswith("List the named entities"):
+        names = re.findall(r"is called (\w+)", last)
+        return json.dumps([{"name": n, "type": "name", "notes": f"something called {n}"} for n in names])
     if "Tool result for" in last:
         return json.dumps({"assistant_response": "The tool said: " + last.split(":\n", 1)[-1], "tool_calls": []})
     if "read the file" in last:
@@ -125,3 +133,7 @@ class FakeBackend:
     def prompts(self) -> list[str]:
         """The prompt text of every chat request received, oldest first."""
         return [prompt_text(b) for b in self.requests]
+
+    def turn_prompts(self) -> list[str]:
+        """The prompts of conversation turns only (not of summaries, naming or entity extraction)."""
+        return [prompt_text(b) for b in self.requests if (b.get("messages") or [{}])[0].get("role") == "system"]

@@ -13,7 +13,7 @@ from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
 from server.openai_schemas import ChatCompletionRequest
 from server.runtime import Runtime
-from server.session_ids import derive_session_id, session_from_headers
+from server.session_ids import derive_session_id, project_from_headers, session_from_headers
 from server.turns import BadTurn, TurnEvent, TurnRequest
 
 router = APIRouter(tags=["openai"])
@@ -27,7 +27,8 @@ def _turn_request(body: ChatCompletionRequest, request: Request, stream: bool) -
         first_user = next((m.text for m in conversation if m.type == "human"), "")
         session_id = derive_session_id(system, first_user)
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
-    return TurnRequest(session_id, conversation, system, tools, body.configurable(), stream)
+    return TurnRequest(session_id, conversation, system, tools, body.configurable(), stream,
+                       project_id=project_from_headers(request.headers))
 
 
 def _headers(session_id: str, meta: dict) -> dict[str, str]:

@@ -1,7 +1,10 @@
-"""`GET /v1/models`: the inference node's models, as the node lists them."""
+"""Model lists: `GET /v1/models` (the inference node's, OpenAI shape) and `GET /models` (seed 001's manifest)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,13 +12,13 @@ from fastapi import APIRouter
 
 from server.deps import RuntimeDep
 from server.errors import ApiError
+from server.runtime import Runtime
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["models"])
 
 
-@router.get("/v1/models")
-async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    """Proxy the node's `/models` list (OpenAI shape)."""
+async def node_models(runtime: Runtime) -> list[dict[str, Any]]:
+    """The inference node's `/models` list."""
     url = runtime.settings.inference_base_url.rstrip("/") + "/models"
     where = f"the inference node at {runtime.settings.inference_base_url} (set INFERENCE_BASE_URL to change it)"
     try:
@@ -32,6 +35,40 @@ async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
     try:
         body = response.json()
         data = body["data"] if isinstance(body, dict) else body
-        return {"object": "list", "data": [dict(m, object=m.get("object", "model")) for m in data]}
+        return [dict(m, object=m.get("object", "model")) for m in data]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ApiError(502, f"{url} did not return an OpenAI model list.", code="inference_bad_models") from exc
+
+
+@router.get("/v1/models")
+async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+    """Proxy the node's `/models` list (OpenAI shape)."""
+    return {"object": "list", "data": await node_models(runtime)}
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """`[{"value", "label"}]` from a models.json; ApiError(503) naming the file and what is wrong."""
+    hint = "(MODELS_MANIFEST_PATH)"
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ApiError(503, f"The models manifest {path} {hint} does not exist.", code="manifest_missing") from exc
+    except (OSError, ValueError) as exc:
+        raise ApiError(503, f"The models manifest {path} {hint} is not readable JSON: {exc}.",
+                       code="manifest_invalid") from exc
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("value"), str) and isinstance(i.get("label"), str) for i in items
+    ):
+        raise ApiError(503, f"The models manifest {path} {hint} must be a JSON array of "
+                       '{"value": "...", "label": "..."} objects.', code="manifest_invalid")
+    return [{"value": i["value"], "label": i["label"]} for i in items]
+
+
+@router.get("/models")
+async def models_manifest(runtime: RuntimeDep) -> list[dict[str, str]]:
+    """The model picker's list: `MODELS_MANIFEST_PATH` read fresh on every request (no restart to add a
+    model), or, without the setting, the inference node's models."""
+    path = runtime.settings.models_manifest_path
+    if path is None:
+        return [{"value": m["id"], "label": m["id"]} for m in await node_models(runtime)]
+    return await asyncio.to_thread(read_manifest, Path(path))

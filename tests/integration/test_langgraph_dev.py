@@ -75,5 +75,5 @@ async def test_wait_and_stream_tokens(dev_server):
                 tokens.append(message["content"])
     assert len(tokens) > 2
     assert "".join(tokens) == "You said: Which editor?"
-    assert "I use neovim." in backend.prompts()[-1]  # memory: the first turn of the thread
+    assert "I use neovim." in backend.turn_prompts()[-1]  # memory: the first turn of the thread
     assert (data / "data" / "memory.db").exists()

@@ -46,7 +46,7 @@ def test_client_thread_id_is_kept_so_two_invokes_share_memory(service, backend):
     runnable = agent(service)
     runnable.invoke(human("My dog is called Pixel."), config=thread("ls-memory"))
     runnable.invoke(human("What is my dog called?"), config=thread("ls-memory"))
-    assert "My dog is called Pixel." in backend.prompts()[-1]  # the earlier turn, from the checkpoint
+    assert "My dog is called Pixel." in backend.turn_prompts()[-1]  # the earlier turn, from the checkpoint
 
 
 def test_stream_yields_text_chunks_not_contract_json(service):
@@ -89,7 +89,7 @@ def test_headers_name_the_session_and_the_conversation_is_shared_with_the_openai
     r = httpx.post(service.base_url + "/agent/invoke", json={"input": human("What is the moon?")},
                    headers={"X-Session-Id": "shared-1"}, timeout=30)
     assert r.status_code == 200
-    assert "The moon is cheese." in backend.prompts()[-1]
+    assert "The moon is cheese." in backend.turn_prompts()[-1]
 
 
 def test_playground_and_its_assets(service):
@@ -114,4 +114,4 @@ def test_memory_survives_a_restart(backend, tmp_path):
         agent(svc).invoke(human("Our standup is at 9:30."), config=thread("ls-restart"))
     with ServiceProcess(tmp_path, {"INFERENCE_BASE_URL": backend.base_url}) as svc:
         agent(svc).invoke(human("When is standup?"), config=thread("ls-restart"))
-    assert "Our standup is at 9:30." in backend.prompts()[-1]
+    assert "Our standup is at 9:30." in backend.turn_prompts()[-1]

@@ -60,7 +60,7 @@ def test_tool_call_round_trip(service, backend):
     assert choice.finish_reason == "tool_calls"
     call = choice.message.tool_calls[0]
     assert call.function.name == "read_file" and json.loads(call.function.arguments) == {"path": "src/main.py"}
-    assert "read_file: Read a file from disk" in backend.prompts()[-1]
+    assert "read_file: Read a file from disk" in backend.turn_prompts()[-1]
     messages += [choice.message.model_dump(exclude_none=True),
                  {"role": "tool", "tool_call_id": call.id, "content": "print('hi')"}]
     second = client.chat.completions.create(model="fake-model", messages=messages, tools=tools)
@@ -81,8 +81,8 @@ def test_a_fact_from_turn_one_reaches_the_prompt_of_turn_three(service, backend)
     client = client_for(service, "sdk-memory")
     for text in ["My favourite colour is teal.", "I live in Lisbon.", "What do you know about me?"]:
         client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": text}])
-    assert "favourite colour is teal" in backend.prompts()[-1]
-    assert "Lisbon" in backend.prompts()[-1]
+    assert "favourite colour is teal" in backend.turn_prompts()[-1]
+    assert "Lisbon" in backend.turn_prompts()[-1]
 
 
 def test_recall_across_sessions(service, backend):
@@ -90,7 +90,7 @@ def test_recall_across_sessions(service, backend):
         model="fake-model", messages=[{"role": "user", "content": "The staging database port is 6543."}])
     client_for(service, "sdk-cross-b").chat.completions.create(
         model="fake-model", messages=[{"role": "user", "content": "Which port does the staging database use?"}])
-    last = backend.prompts()[-1]
+    last = backend.turn_prompts()[-1]
     assert "relevant memories from earlier conversations" in last
     assert "staging database port is 6543" in last
 
@@ -116,7 +116,7 @@ def test_restart_keeps_the_conversation(backend, tmp_path):
     with ServiceProcess(tmp_path, env) as svc:
         client_for(svc, "restart").chat.completions.create(
             model="fake-model", messages=[{"role": "user", "content": "What is the codename?"}])
-    prompt = backend.prompts()[-1]
+    prompt = backend.turn_prompts()[-1]
     assert "The release codename is Bluebird." in prompt  # from the checkpoint, as a recent turn
     with sqlite3.connect(tmp_path / "data" / "memory.db") as db:
         assert db.execute("SELECT COUNT(*) FROM episodes WHERE session_id = 'restart'").fetchone()[0] == 2

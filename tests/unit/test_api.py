@@ -62,7 +62,8 @@ def test_derived_session_id_is_stable_for_resent_histories(client):
     runtime = client.app.state.runtime
     client.portal.call(runtime.turns.drain)  # the run goes on (summarise) after the reply
     state = client.portal.call(runtime.graph.aget_state, {"configurable": {"thread_id": sid}})
-    assert [m.content for m in state.values["messages"]] == ["start", "reply 0", "next", "reply 1"]
+    contents = [m.content for m in state.values["messages"]]
+    assert contents[:3] == ["start", "reply 0", "next"] and len(contents) == 4  # (reply 1 named the session)
 
 
 @pytest.mark.parametrize(

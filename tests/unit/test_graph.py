@@ -94,6 +94,7 @@ async def test_summary_folds_old_messages_and_reaches_the_prompt(settings, compi
         replies.append(contract(f"answer {i}"))
         if i == 3:
             replies.append("The user's name is Ada and she likes Rust.")  # the summarise call
+            replies.append('Here: [{"name": "Ada", "type": "person", "notes": "the user; likes Rust"}]')
     model = FakeChatModel(replies)
     deps, graph = await compiled(model)
     for i in range(5):
@@ -103,6 +104,8 @@ async def test_summary_folds_old_messages_and_reaches_the_prompt(settings, compi
     assert len(state.values["messages"]) <= 6
     assert "question 0" not in [m.content for m in state.values["messages"]]
     assert "Ada and she likes Rust" in model.prompt_text(-1)
+    [ada] = deps.entities.list("default")
+    assert (ada.name, ada.type, ada.source_session_id) == ("Ada", "person", "sum")
     assert out["messages"][-1].content == "answer 4"
 
 

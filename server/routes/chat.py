@@ -1,0 +1,92 @@
+"""Seed 001's chat routes: `POST /chat` and `POST /chat/stream` (`data: {"text"}` … `data: {"done"}`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from langchain_core.messages import AIMessage, HumanMessage
+
+from server.deps import RuntimeDep
+from server.errors import ApiError, inference_error
+from server.runtime import Runtime
+from server.schemas import ChatRequest
+from server.turns import BadTurn, TurnEvent, TurnRequest
+
+router = APIRouter(tags=["chat"])
+
+
+def _turn(body, stream: bool) -> TurnRequest:
+    configurable = {"model": body.model} if body.model else {}
+    return TurnRequest(body.sessionId, [HumanMessage(body.message)], configurable=configurable, stream=stream,
+                       project_id=body.projectId)
+
+
+def token_count(message: AIMessage, usage: dict | None) -> int:
+    """Tokens of the reply as the inference node counted them (an estimate when it did not say)."""
+    if usage and usage.get("output_tokens"):
+        return int(usage["output_tokens"])
+    return max(1, len(message.text) // 4) if message.text else 0
+
+
+async def _first(runtime: Runtime, turn: TurnRequest) -> tuple[AsyncIterator[TurnEvent], TurnEvent]:
+    try:
+        events = runtime.turns.events(turn)
+        first = await anext(events)
+    except BadTurn as exc:
+        raise ApiError(400, str(exc), param="message") from exc
+    if first.kind == "error":
+        raise inference_error(first.error, runtime.settings.inference_base_url)
+    return events, first
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+@router.post("/chat")
+async def chat(body: ChatRequest, runtime: RuntimeDep) -> dict[str, Any]:
+    """One turn; the session (and project) are created on first use."""
+    _, final = await _first(runtime, _turn(body, stream=False))
+    message = final.message
+    return {
+        "sessionId": body.sessionId,
+        "response": message.text,
+        "toolCalls": [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls],
+        "model": body.model or runtime.settings.inference_model,
+        "tokenCount": token_count(message, final.meta.get("usage")),
+    }
+
+
+@router.post("/chat/stream")
+async def chat_stream(body: ChatRequest, runtime: RuntimeDep) -> StreamingResponse:
+    """The same turn as server-sent events; the episode is stored before the `done` event."""
+    events, first = await _first(runtime, _turn(body, stream=True))
+    model = body.model or runtime.settings.inference_model
+
+    async def stream() -> AsyncIterator[str]:
+        streamed, event = "", first
+        while event is not None:
+            if event.kind == "text":
+                streamed += event.text
+                yield _sse({"text": event.text})
+            elif event.kind == "error":
+                yield _sse({"error": inference_error(event.error, runtime.settings.inference_base_url).message})
+                return
+            else:
+                message = event.message
+                rest = message.text[len(streamed):] if message.text.startswith(streamed) else ""
+                if rest:
+                    yield _sse({"text": rest})
+                if message.tool_calls:
+                    calls = [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
+                    yield _sse({"toolCalls": calls})
+                yield _sse({"done": True, "model": model, "tokenCount": token_count(message, event.meta.get("usage"))})
+                return
+            event = await anext(events, None)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Session-Id": body.sessionId})

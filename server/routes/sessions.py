@@ -1,0 +1,134 @@
+"""Sessions: CRUD, history from the checkpoint, and memory inspection (seed 001 semantics)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from langchain_core.messages import AIMessage, ToolMessage
+
+from memory.sessions import scope_of
+from server.deps import RuntimeDep
+from server.errors import ApiError
+from server.runtime import Runtime
+from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+
+async def get_session_or_404(runtime: Runtime, session_id: str) -> dict:
+    row = await asyncio.to_thread(runtime.deps.sessions.get, session_id)
+    if row is None:
+        raise ApiError(404, f"No session '{session_id}'.", param="sessionId")
+    return row
+
+
+async def require_project(runtime: Runtime, project_id: str | None) -> None:
+    if project_id and await asyncio.to_thread(runtime.deps.sessions.get_project, project_id) is None:
+        raise ApiError(404, f"No project '{project_id}': create it with POST /projects first.", param="projectId")
+
+
+def message_public(message: Any) -> dict[str, Any]:
+    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(message.type, message.type)
+    out: dict[str, Any] = {"id": message.id, "role": role, "content": message.text}
+    if isinstance(message, AIMessage) and message.tool_calls:
+        out["toolCalls"] = [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        out["toolCallId"] = message.tool_call_id
+    return out
+
+
+@router.get("")
+async def list_sessions(runtime: RuntimeDep, projectId: str | None = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Sessions, most recently active first; `projectId` filters by project."""
+    rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset)
+    return {"sessions": [session_public(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.post("", status_code=201)
+async def create_session(body: SessionCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    """Create a session ahead of use (optional: chat routes create sessions on first use)."""
+    await require_project(runtime, body.projectId)
+    row = await asyncio.to_thread(runtime.deps.sessions.create, body.id, body.name, body.projectId)
+    if row is None:
+        raise ApiError(409, f"Session '{body.id}' already exists.", param="id")
+    return session_public(row)
+
+
+@router.get("/{session_id}")
+async def get_session(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """One session with its summary and counts."""
+    row = await get_session_or_404(runtime, session_id)
+    state = await runtime.graph.aget_state({"configurable": {"thread_id": session_id}})
+    episodes = await asyncio.to_thread(runtime.deps.episodes.ids_by_scope, session_id)
+    return {**session_public(row), "summary": state.values.get("summary") or None,
+            "messageCount": len(state.values.get("messages", [])),
+            "episodeCount": sum(len(ids) for ids in episodes.values())}
+
+
+@router.get("/{session_id}/messages")
+async def get_messages(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """The conversation as the checkpoint holds it (older turns live on in the summary)."""
+    await get_session_or_404(runtime, session_id)
+    state = await runtime.graph.aget_state({"configurable": {"thread_id": session_id}})
+    return {"sessionId": session_id, "summary": state.values.get("summary") or None,
+            "messages": [message_public(m) for m in state.values.get("messages", [])]}
+
+
+@router.get("/{session_id}/memory")
+async def get_memory(session_id: str, runtime: RuntimeDep,
+                     limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+    """What the assistant remembers of this session: summary, recent episodes, the project's entities."""
+    row = await get_session_or_404(runtime, session_id)
+    state = await runtime.graph.aget_state({"configurable": {"thread_id": session_id}})
+    episodes = await asyncio.to_thread(runtime.deps.episodes.for_session, session_id, limit)
+    entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(row["project_id"]))
+    return {
+        "sessionId": session_id,
+        "projectId": row["project_id"],
+        "summary": state.values.get("summary") or None,
+        "recentEpisodes": [{"id": e.id, "text": e.document, "createdAt": iso(e.created_at)} for e in episodes],
+        "entities": [entity_public(e) for e in entities],
+    }
+
+
+@router.patch("/{session_id}")
+async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeDep) -> dict[str, Any]:
+    """Rename (`name`) and/or move (`projectId`, null for none) a session: at least one of them."""
+    name_given = body.name is not None and body.name.strip() != ""
+    project_given = "projectId" in body.model_fields_set
+    if not name_given and not project_given:
+        raise ApiError(400, "name or projectId is required.", param="name")
+    row = await get_session_or_404(runtime, session_id)
+    if project_given and body.projectId != row["project_id"]:
+        await require_project(runtime, body.projectId)
+        await runtime.turns.locks.acquire(session_id)  # not while a turn of it is running
+        try:
+            await asyncio.to_thread(runtime.deps.admin.move_session, session_id, body.projectId)
+        finally:
+            runtime.turns.locks.release(session_id)
+        runtime.deps.indexer.schedule()
+    if name_given:
+        await asyncio.to_thread(runtime.deps.sessions.update, session_id, body.name.strip())
+    return session_public(await get_session_or_404(runtime, session_id))
+
+
+async def forget_session(runtime: Runtime, session_id: str) -> None:
+    """Checkpoints, episodes, vectors, entities and the row, with no turn of it running."""
+    await runtime.turns.locks.acquire(session_id)
+    try:
+        await runtime.graph.checkpointer.adelete_thread(session_id)
+        await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
+    finally:
+        runtime.turns.locks.release(session_id)
+
+
+@router.delete("/{session_id}", status_code=204)
+async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
+    """Delete a session and everything remembered from it."""
+    await get_session_or_404(runtime, session_id)
+    await forget_session(runtime, session_id)
+    return Response(status_code=204)

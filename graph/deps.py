@@ -27,7 +27,7 @@ class MemoryLimits:
     context_tokens: int = 8192
     max_tokens: int = 1024
     entity_top_k: int = 5
-    entity_threshold: float = 0.5
+    entity_threshold: float = 0.35
 
 
 @dataclass(frozen=True)

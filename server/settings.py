@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
     entity_top_k: int = Field(5, ge=0, le=20, description="Known entities placed in the prompt at most.")
-    entity_threshold: float = Field(0.5, ge=-1, le=1, description="Min cosine similarity of an entity hit.")
+    entity_threshold: float = Field(0.35, ge=-1, le=1, description="Min cosine similarity of an entity hit.")
     models_manifest_path: Path | None = Field(None, description="models.json for GET /models, read per request.")
     context_tokens: int = Field(8192, ge=512, description="Context window of the inference node, in tokens.")
     active_session_window_seconds: int = Field(900, ge=1, description="A session counts as active this long.")

@@ -85,6 +85,8 @@ def _validate(obj: Any) -> tuple[ParsedReply | None, list[str]]:
     except ValidationError as exc:  # pragma: no cover - the validator accepts any JSON value
         problems.append(str(exc).splitlines()[0])
         text = ""
+    if not text and not calls:  # nothing usable: not the contract after all
+        return None, problems
     return ParsedReply(text=text, tool_calls=calls, problems=problems), problems
 
 
@@ -168,3 +170,18 @@ def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8) -> dict
         },
         "required": ["assistant_response", "tool_calls"],
     }
+
+
+def contract_response_format(mode: str, max_text_chars: int = 8000) -> dict[str, Any] | None:
+    """The `response_format` that constrains a reply to the contract, in the form the node understands.
+
+    `schema`: OpenAI's `json_schema` (OpenAI, vLLM, llama.cpp's own server); `schema-embedded`:
+    llama-cpp-python's server, which takes `json_object` with a `schema`. Other modes: none.
+    `max_text_chars` keeps the answer short enough for the JSON to close before the token limit.
+    """
+    schema = contract_schema(max_text_chars)
+    if mode == "schema":
+        return {"type": "json_schema", "json_schema": {"name": "assistant_contract", "schema": schema}}
+    if mode == "schema-embedded":
+        return {"type": "json_object", "schema": schema}
+    return None

@@ -42,5 +42,8 @@ class Deps:
     indexer: Indexer
     entities: EntityStore
     admin: MemoryAdmin
+    contract: str = "prompt-only"
+    """How the JSON contract is enforced: `schema` / `schema-embedded` (constrained decoding), `prompt-only`,
+    or `off` (plain chat)."""
     limits: MemoryLimits = MemoryLimits()
     weights: FusionWeights = FusionWeights()

@@ -77,7 +77,8 @@ def make_assemble(deps: Deps):
         """Build the prompt; memory is dropped before conversation, the current message never."""
         messages = state.get("messages", [])
         budget = limits.context_tokens - limits.max_tokens
-        head = prompts.render("system", tools=describe_tools(state.get("tools") or []))
+        template = "system_plain" if deps.contract == "off" else "system"
+        head = prompts.render(template, tools=describe_tools(state.get("tools") or []))
         if state.get("system"):
             head += "\n\n" + prompts.render("client_system", client_system=state["system"])
         turns = [t for t in (to_chat(m) for m in messages[window_start(messages, limits.recent_messages) :]) if t]

@@ -7,6 +7,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
+from graph.contract import contract_response_format
 from graph.contract_stream import ContractTextStream
 from graph.deps import Deps
 from graph.state import State
@@ -19,7 +20,12 @@ def make_infer(deps: Deps):
     async def infer(state: State, config: RunnableConfig) -> dict[str, Any]:
         """Send the assembled prompt. Streaming callers get the response text token by token."""
         opts = RunOptions.from_config(config)
-        model = streaming_model.bind(**opts.inference_kwargs(deps.limits.max_tokens))
+        kwargs = opts.inference_kwargs(deps.limits.max_tokens)
+        # ~3 characters per token of the limit: the string closes before the limit cuts the JSON.
+        response_format = contract_response_format(deps.contract, max(200, 3 * kwargs["extra_body"]["max_tokens"]))
+        if response_format:
+            kwargs["extra_body"]["response_format"] = response_format
+        model = streaming_model.bind(**kwargs)
         reply = await model.ainvoke(state["prompt"], config)
         return {"raw_output": reply}
 

@@ -20,6 +20,34 @@ def _serve(args: argparse.Namespace) -> None:
                 timeout_graceful_shutdown=10)
 
 
+def _inference(args: argparse.Namespace) -> None:
+    from server.local_node import LocalInferenceNode
+
+    settings = Settings()
+    node = LocalInferenceNode(settings.local_model_path, settings.local_context_tokens, settings.local_threads,
+                              host=args.host, port=args.port)
+    print(f"embedded inference node ({node.model.name}) on {node.base_url}; Ctrl-C stops it", flush=True)
+    node.start()
+    try:
+        node.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+
+
+def _chat(args: argparse.Namespace) -> None:
+    from server.client_cli import chat
+
+    raise SystemExit(chat(args.base_url, args.session, args.project, args.stream))
+
+
+def _e2e(args: argparse.Namespace) -> None:
+    from server.client_cli import e2e
+
+    raise SystemExit(e2e(args.base_url))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -28,6 +56,19 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default=None, help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: PORT or 8000)")
     serve.set_defaults(func=_serve)
+    inference = commands.add_parser("inference", help="run the embedded llama.cpp node alone (two-machine set-ups)")
+    inference.add_argument("--host", default="127.0.0.1")
+    inference.add_argument("--port", type=int, default=8080)
+    inference.set_defaults(func=_inference)
+    repl = commands.add_parser("chat", help="chat with a running service from the terminal")
+    repl.add_argument("--base-url", default="http://127.0.0.1:8000")
+    repl.add_argument("--session", default=None, help="session id (default: a new one)")
+    repl.add_argument("--project", default=None, help="project id (X-Project-Id)")
+    repl.add_argument("--stream", action="store_true", help="print the reply as it arrives")
+    repl.set_defaults(func=_chat)
+    check = commands.add_parser("e2e", help="check a running service end to end; exit 1 on failure")
+    check.add_argument("--base-url", default="http://127.0.0.1:8000")
+    check.set_defaults(func=_e2e)
     args = parser.parse_args(argv)
     args.func(args)
 

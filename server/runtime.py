@@ -24,6 +24,7 @@ from memory.hybrid import FusionWeights
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+from server.local_node import ALIAS, LocalInferenceNode
 from server.settings import Settings
 from server.turns import TurnRunner
 
@@ -43,6 +44,28 @@ def make_chat_model(settings: Settings) -> ChatOpenAI:
     )
 
 
+def embedded_node(settings: Settings) -> tuple[Settings, LocalInferenceNode | None]:
+    """With INFERENCE_BASE_URL unset: the embedded node (not started yet) and the settings pointing at it."""
+    if settings.inference_base_url is not None:
+        return settings, None
+    node = LocalInferenceNode(settings.local_model_path, settings.local_context_tokens, settings.local_threads,
+                              log_path=settings.data_dir / "inference-node.log")
+    return settings.model_copy(update={
+        "inference_base_url": node.base_url,
+        "inference_model": ALIAS,
+        "context_tokens": min(settings.context_tokens, settings.local_context_tokens),
+        "max_tokens": min(settings.max_tokens, settings.local_max_tokens),
+        "inference_response_format": "schema-embedded" if settings.inference_response_format in ("auto", "schema")
+        else settings.inference_response_format,
+    }), node
+
+
+def contract_mode(settings: Settings) -> str:
+    """`schema` (OpenAI json_schema), `schema-embedded` (llama-cpp-python's form), `prompt-only` or `off`."""
+    mode = settings.inference_response_format
+    return "prompt-only" if mode == "auto" else mode
+
+
 def build_deps(settings: Settings, chat_model=None) -> Deps:
     """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop)."""
     db = Database(settings.memory_path)
@@ -60,6 +83,7 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
         indexer=Indexer(episodes, vectors, embedder),
         entities=entities,
         admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
+        contract=contract_mode(settings),
         limits=MemoryLimits(
             recent_messages=settings.recent_messages,
             summary_trigger_messages=settings.summary_trigger_messages,
@@ -89,13 +113,23 @@ class Runtime:
     http: httpx.AsyncClient
     started_at: float
     _conn: aiosqlite.Connection
+    node: LocalInferenceNode | None = None
 
     @classmethod
     async def open(cls, settings: Settings, chat_model=None) -> Runtime:
-        """Open everything; the embedder is loaded here so the first turn does not pay for it."""
+        """Open everything; the embedder is loaded (and the embedded node started) before the first turn."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        deps = await asyncio.to_thread(build_deps, settings, chat_model)
-        await asyncio.to_thread(deps.embedder.load)
+        settings, node = embedded_node(settings)
+        starting = asyncio.create_task(asyncio.to_thread(node.start)) if node else None
+        try:
+            deps = await asyncio.to_thread(build_deps, settings, chat_model)
+            await asyncio.to_thread(deps.embedder.load)
+            if starting:
+                await starting
+        except BaseException:
+            if node:
+                await asyncio.to_thread(node.stop)
+            raise
         conn = await aiosqlite.connect(settings.checkpoints_path)
         await conn.execute("PRAGMA busy_timeout=5000")
         saver = AsyncSqliteSaver(conn)
@@ -104,7 +138,7 @@ class Runtime:
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        return cls(settings, deps, graph, TurnRunner(graph, deps), http, time.time(), conn)
+        return cls(settings, deps, graph, TurnRunner(graph, deps), http, time.time(), conn, node)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
@@ -114,3 +148,5 @@ class Runtime:
         await self.http.aclose()
         await self._conn.close()
         self.deps.episodes.db.close()
+        if self.node:
+            await asyncio.to_thread(self.node.stop)

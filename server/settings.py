@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,13 +15,24 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # The inference node (any OpenAI-compatible server: llama.cpp, vLLM, Ollama, OpenAI).
-    inference_base_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible base URL.")
+    inference_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL; unset: start the embedded local node (bundled model)."
+    )
     inference_model: str = Field("local-model", description="Model name sent to the inference node.")
     inference_api_key: str = Field("not-needed", description="API key for the inference node, if it wants one.")
     inference_timeout_seconds: float = Field(120.0, gt=0, description="Total timeout of one inference call.")
     inference_connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout to the node.")
     inference_max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    inference_response_format: Literal["auto", "schema", "schema-embedded", "prompt-only", "off"] = Field(
+        "auto", description="Contract enforcement: JSON schema, prompt only, or none (auto: schema for the "
+        "embedded node, prompt-only for a remote one).")
     max_tokens: int = Field(1024, gt=0, description="Reply token limit sent as `max_tokens`.")
+
+    # The embedded node (used when INFERENCE_BASE_URL is unset).
+    local_model_path: Path | None = Field(None, description="GGUF file; unset: the bundled SmolLM2-135M.")
+    local_context_tokens: int = Field(4096, ge=512, description="Context window of the embedded node.")
+    local_threads: int | None = Field(None, ge=1, description="Threads of the embedded node (unset: all cores).")
+    local_max_tokens: int = Field(256, gt=0, description="Reply token limit with the embedded node.")
     temperature: float = Field(0.2, ge=0, le=2, description="Default sampling temperature.")
 
     # Storage.
@@ -45,6 +57,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+
+    @field_validator("inference_base_url", "local_model_path", "models_manifest_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`INFERENCE_BASE_URL=` (empty) in .env means unset, like leaving it out."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def checkpoints_path(self) -> Path:

@@ -33,7 +33,10 @@ async def _inference(runtime: Runtime) -> dict[str, Any]:
         status = "ok" if response.status_code < 500 else f"error: HTTP {response.status_code}"
     except Exception as exc:
         status = f"unreachable: {type(exc).__name__}"
-    return {"status": status, "url": url}
+    out: dict[str, Any] = {"status": status, "url": url}
+    if runtime.node is not None and runtime.node.proc is not None:
+        out.update(embedded=True, model=runtime.node.model.name, pid=runtime.node.proc.pid)
+    return out
 
 
 @router.get("/health")

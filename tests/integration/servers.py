@@ -66,7 +66,7 @@ class ServiceProcess:
                 self.proc.wait()
 
     def __enter__(self) -> ServiceProcess:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()

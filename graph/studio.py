@@ -7,6 +7,7 @@ and fails any run that blocks its event loop: the stores are opened in a worker 
 from __future__ import annotations
 
 import asyncio
+import atexit
 
 from langgraph.graph.state import CompiledStateGraph
 
@@ -24,10 +25,14 @@ class _StudioGraph:
     async def __call__(self) -> CompiledStateGraph:
         async with self._lock:
             if self._deps is None:
-                from server.runtime import build_deps
+                from server.runtime import build_deps, embedded_node
                 from server.settings import Settings
 
-                deps = await asyncio.to_thread(build_deps, Settings())
+                settings, node = embedded_node(Settings())
+                if node is not None:  # no INFERENCE_BASE_URL: the embedded node, stopped at exit
+                    await asyncio.to_thread(node.start)
+                    atexit.register(node.stop)
+                deps = await asyncio.to_thread(build_deps, settings)
                 await asyncio.to_thread(deps.embedder.load)
                 self._deps = deps
         return build_graph(self._deps).compile()

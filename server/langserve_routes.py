@@ -85,19 +85,16 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
             stream=True,
             project_id=configurable.get("project_id"),
         )
-        streamed = ""
         async for event in runtime.turns.events(turn):
             if event.kind == "text":
-                streamed += event.text
                 yield AIMessageChunk(content=event.text)
             elif event.kind == "error":
                 raise RuntimeError(inference_error(event.error, runtime.settings.inference_base_url).message)
             else:
                 message = event.message
-                rest = message.text[len(streamed):] if message.text.startswith(streamed) else ""
                 calls = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
                          for i, c in enumerate(message.tool_calls)]
-                yield AIMessageChunk(content=rest, tool_call_chunks=calls, id=message.id,
+                yield AIMessageChunk(content="", tool_call_chunks=calls, id=message.id,
                                      response_metadata={"session_id": turn.session_id})
 
     return RunnableLambda(agent, name="agent")

@@ -45,7 +45,8 @@ class TurnRequest:
 
 @dataclass
 class TurnEvent:
-    """`text`: a piece of the answer; `final`: the assistant message (stored); `error`: the turn failed."""
+    """`text`: a piece of the answer (when streaming, the texts add up to the final message's text, unless the
+    model's stream and its parsed reply disagree); `final`: the assistant message, stored; `error`: failed."""
 
     kind: Literal["text", "final", "error"]
     text: str = ""
@@ -163,6 +164,7 @@ class TurnRunner:
         added = [m.id for m in graph_input["messages"]]
         final: AIMessage | None = None
         delivered = False
+        streamed = ""
         modes = ["updates", "messages"] if request.stream else ["updates"]
         try:
             async for mode, chunk in self.graph.astream(graph_input, config, stream_mode=modes):
@@ -170,6 +172,7 @@ class TurnRunner:
                     message, info = chunk
                     if info.get("langgraph_node") == "infer" and isinstance(message, AIMessageChunk):
                         if message.text:  # already the response text (graph/contract_stream.py)
+                            streamed += message.text
                             queue.put_nowait(TurnEvent("text", message.text, meta=meta))
                     continue
                 for node, update in (chunk or {}).items():
@@ -184,6 +187,10 @@ class TurnRunner:
                         final = update["messages"][-1]
                         added.append(final.id)
                     elif node == "persist" and final is not None:
+                        # What the stream could not show as it came (a reply that ignored the contract).
+                        rest = final.text[len(streamed):] if final.text.startswith(streamed) else ""
+                        if request.stream and rest:
+                            queue.put_nowait(TurnEvent("text", rest, meta=meta))
                         queue.put_nowait(TurnEvent("final", message=final, meta=meta))
                         delivered = True
                         if name_after:  # fire-and-forget, outside this run's callbacks

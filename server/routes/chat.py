@@ -68,19 +68,15 @@ async def chat_stream(body: ChatRequest, runtime: RuntimeDep) -> StreamingRespon
     model = body.model or runtime.settings.inference_model
 
     async def stream() -> AsyncIterator[str]:
-        streamed, event = "", first
+        event = first
         while event is not None:
             if event.kind == "text":
-                streamed += event.text
                 yield _sse({"text": event.text})
             elif event.kind == "error":
                 yield _sse({"error": inference_error(event.error, runtime.settings.inference_base_url).message})
                 return
             else:
                 message = event.message
-                rest = message.text[len(streamed):] if message.text.startswith(streamed) else ""
-                if rest:
-                    yield _sse({"text": rest})
                 if message.tool_calls:
                     calls = [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
                     yield _sse({"toolCalls": calls})

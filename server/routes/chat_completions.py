@@ -72,12 +72,10 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     async def sse() -> AsyncIterator[str]:
-        streamed = ""
         event: TurnEvent | None = first
         yield fmt.sse(fmt.chunk(completion_id, model, {"role": "assistant", "content": ""}))
         while event is not None:
             if event.kind == "text":
-                streamed += event.text
                 yield fmt.sse(fmt.chunk(completion_id, model, {"content": event.text}))
             elif event.kind == "error":
                 err = inference_error(event.error, runtime.settings.inference_base_url)
@@ -85,9 +83,6 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
                 break
             else:
                 message = event.message
-                rest = message.text[len(streamed):] if message.text.startswith(streamed) else ""
-                if rest:
-                    yield fmt.sse(fmt.chunk(completion_id, model, {"content": rest}))
                 if message.tool_calls:
                     calls = [{"index": i, **c} for i, c in enumerate(fmt.tool_calls_out(message))]
                     yield fmt.sse(fmt.chunk(completion_id, model, {"tool_calls": calls}))

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
 CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
+CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
 """
 
@@ -155,6 +156,10 @@ class EpisodeStore:
     def count(self) -> int:
         """How many episodes are stored."""
         return int(self.db.query("SELECT COUNT(*) AS n FROM episodes")[0]["n"])
+
+    def has_reply(self, ai_msg_id: str) -> bool:
+        """Whether the exchange that ended with this reply was stored."""
+        return bool(self.db.query("SELECT 1 FROM episodes WHERE ai_msg_id = ? LIMIT 1", (ai_msg_id,)))
 
     def ids_by_scope(self, session_id: str) -> dict[str, list[str]]:
         """A session's episode ids, grouped by scope (to find their vectors)."""

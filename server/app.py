@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from server.errors import install_error_handlers
 from server.langserve_routes import install_langserve
+from server.metrics import Metrics
+from server.middleware import ApiKeys, BodyLimit, RequestLog
 from server.routes import chat, chat_completions, entities, health, memory, models, projects, sessions
+from server.routes import metrics as metrics_routes
 from server.runtime import Runtime
 from server.settings import Settings
 
@@ -17,10 +21,11 @@ from server.settings import Settings
 def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     """Build the app. `chat_model` replaces the OpenAI-protocol client (tests use a fake model)."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.open(settings, chat_model)
+        runtime = await Runtime.open(settings, chat_model, metrics)
         app.state.runtime = runtime
         try:
             yield
@@ -35,7 +40,14 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, chat_completions, models, chat, sessions, projects, entities, memory):
+    # Outermost first: ids and logs see everything, then size, then keys and rate (before any body is read).
+    app.add_middleware(ApiKeys, keys=settings.api_key_list, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
+    app.add_middleware(RequestLog, metrics=metrics)
+    for module in (health, metrics_routes, chat_completions, models, chat, sessions, projects, entities, memory):
         app.include_router(module.router)
     install_langserve(app)
     return app

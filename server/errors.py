@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import openai
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.backends import CircuitOpenError
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,9 @@ class ApiError(Exception):
     """An error a route answers with."""
 
     def __init__(self, status: int, message: str, *, type_: str | None = None, param: str | None = None,
-                 code: str | None = None) -> None:
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.message = message
         self.type = type_ or _TYPES.get(status, "api_error" if status < 500 else "server_error")
@@ -37,6 +41,13 @@ class ApiError(Exception):
 def inference_error(exc: BaseException, base_url: str) -> ApiError:
     """Translate a failure of the inference node into 502/503/504 that names the URL and the setting."""
     where = f"the inference node at {base_url} (set INFERENCE_BASE_URL to change it)"
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, CircuitOpenError):
+        wait = max(1, math.ceil(exc.retry_after))
+        return ApiError(503, f"Inference is failing fast: the circuit is open for {', '.join(exc.urls)} after "
+                        f"repeated failures; retry in {wait} s (INFERENCE_FALLBACK_URLS adds fallbacks).",
+                        type_="inference_unavailable", code="circuit_open", headers={"Retry-After": str(wait)})
     if isinstance(exc, openai.APITimeoutError):
         return ApiError(504, f"Timed out waiting for {where}.", type_="inference_timeout", code="inference_timeout")
     if isinstance(exc, openai.APIConnectionError):
@@ -64,7 +75,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

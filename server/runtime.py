@@ -24,17 +24,27 @@ from memory.hybrid import FusionWeights
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+from server.backends import Backend, CircuitBreaker, FailoverChatModel
+from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
+from server.metrics import Metrics
 from server.settings import Settings
 from server.turns import TurnRunner
 
 log = logging.getLogger(__name__)
 
 
-def make_chat_model(settings: Settings) -> ChatOpenAI:
-    """The inference node as a LangChain chat model (OpenAI protocol)."""
+def make_backends(settings: Settings) -> list[Backend]:
+    """The primary node and the fallbacks, in order, each with its own circuit."""
+    return [Backend(url, make_chat_model(settings, url),
+                    CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds))
+            for url in [settings.inference_base_url, *settings.fallback_urls]]
+
+
+def make_chat_model(settings: Settings, base_url: str | None = None) -> ChatOpenAI:
+    """One inference node as a LangChain chat model (OpenAI protocol)."""
     return ChatOpenAI(
-        base_url=settings.inference_base_url,
+        base_url=base_url or settings.inference_base_url,
         api_key=settings.inference_api_key,
         model=settings.inference_model,
         temperature=settings.temperature,
@@ -67,7 +77,11 @@ def contract_mode(settings: Settings) -> str:
 
 
 def build_deps(settings: Settings, chat_model=None) -> Deps:
-    """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop)."""
+    """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop).
+    Without `chat_model`, the nodes talk to the configured backends through their circuits."""
+    if chat_model is None:
+        chat_model = FailoverChatModel(backends=make_backends(settings),
+                                       first_token_timeout=settings.inference_first_token_timeout_seconds)
     db = Database(settings.memory_path)
     embedder = Embedder()
     episodes = EpisodeStore(db)
@@ -75,7 +89,7 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
     entities = EntityStore(db)
     vectors = VectorIndex(settings.chroma_dir)
     return Deps(
-        chat_model=chat_model or make_chat_model(settings),
+        chat_model=chat_model,
         episodes=episodes,
         sessions=sessions,
         vectors=vectors,
@@ -113,12 +127,28 @@ class Runtime:
     http: httpx.AsyncClient
     started_at: float
     _conn: aiosqlite.Connection
+    metrics: Metrics
+    _locks: list[DirectoryLock]
     node: LocalInferenceNode | None = None
 
+    @property
+    def backends(self) -> list[Backend]:
+        """The inference backends and their circuits (none when a chat model was injected)."""
+        model = self.deps.chat_model
+        return list(model.backends) if isinstance(model, FailoverChatModel) else []
+
     @classmethod
-    async def open(cls, settings: Settings, chat_model=None) -> Runtime:
+    async def open(cls, settings: Settings, chat_model=None, metrics: Metrics | None = None) -> Runtime:
         """Open everything; the embedder is loaded (and the embedded node started) before the first turn."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        locks = [DirectoryLock(settings.data_dir, "DATA_DIR"), DirectoryLock(settings.chroma_dir, "CHROMA_DIR")]
+        for held, lock in enumerate(locks):
+            try:
+                lock.acquire()
+            except RuntimeError:
+                for other in locks[:held]:
+                    other.release()
+                raise
         settings, node = embedded_node(settings)
         starting = asyncio.create_task(asyncio.to_thread(node.start)) if node else None
         try:
@@ -129,6 +159,8 @@ class Runtime:
         except BaseException:
             if node:
                 await asyncio.to_thread(node.stop)
+            for lock in locks:
+                lock.release()
             raise
         conn = await aiosqlite.connect(settings.checkpoints_path)
         await conn.execute("PRAGMA busy_timeout=5000")
@@ -138,7 +170,10 @@ class Runtime:
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        return cls(settings, deps, graph, TurnRunner(graph, deps), http, time.time(), conn, node)
+        metrics = metrics or Metrics()
+        turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
+                           max_message_chars=settings.max_message_chars)
+        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, node)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
@@ -150,3 +185,5 @@ class Runtime:
         self.deps.episodes.db.close()
         if self.node:
             await asyncio.to_thread(self.node.stop)
+        for lock in self._locks:
+            lock.release()

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     inference_timeout_seconds: float = Field(120.0, gt=0, description="Total timeout of one inference call.")
     inference_connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout to the node.")
     inference_max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx.")
+    inference_first_token_timeout_seconds: float = Field(120.0, gt=0, description="Wait for a stream's 1st token.")
+    inference_fallback_urls: str = Field("", description="Comma-separated fallback nodes, tried in order.")
+    circuit_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a circuit.")
+    circuit_cooldown_seconds: float = Field(30.0, gt=0, description="Open circuit's wait before a trial.")
     inference_response_format: Literal["auto", "schema", "schema-embedded", "prompt-only", "off"] = Field(
         "auto", description="Contract enforcement: JSON schema, prompt only, or none (auto: schema for the "
         "embedded node, prompt-only for a remote one).")
@@ -57,6 +61,29 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_message_chars: int = Field(100_000, ge=100, description="Longer messages get 400.")
+    double_texting: Literal["queue", "reject"] = Field("queue", description="A 2nd turn on a busy session.")
+    api_keys: str = Field("", description="Comma-separated keys; set: required on every route but /health.")
+    rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute per key (or client); 0: none.")
+    cors_origins: str = Field("", description="Comma-separated allowed origins; empty: no CORS.")
+
+    @staticmethod
+    def _split(value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
+
+    @property
+    def fallback_urls(self) -> list[str]:
+        return self._split(self.inference_fallback_urls)
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return self._split(self.api_keys)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return self._split(self.cors_origins)
 
     @field_validator("inference_base_url", "local_model_path", "models_manifest_path", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from langgraph.graph.state import CompiledStateGraph
 import prompts
 from graph.deps import Deps
 from memory.sessions import SessionStore, scope_of
+from server.errors import ApiError
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ class KeyedLocks:
         else:
             self._locks[key] = (lock, users - 1)
 
+    def held(self, key: str) -> bool:
+        """Whether a turn of this key is running or waiting."""
+        return key in self._locks
+
     def busy(self) -> int:
         """Sessions with a turn running or waiting."""
         return len(self._locks)
@@ -125,14 +132,25 @@ def clean_name(text: str) -> str:
 class TurnRunner:
     """Runs turns on the compiled, checkpointed graph."""
 
-    def __init__(self, graph: CompiledStateGraph, deps: Deps) -> None:
+    def __init__(self, graph: CompiledStateGraph, deps: Deps, metrics: Metrics | None = None,
+                 reject_busy: bool = False, max_message_chars: int = 100_000) -> None:
         self.graph = graph
         self.deps = deps
+        self.metrics = metrics or Metrics()
+        self.reject_busy = reject_busy
+        self.max_message_chars = max_message_chars
         self.locks = KeyedLocks()
         self._runs: set[asyncio.Task] = set()
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`."""
+        for message in request.messages:
+            if len(message.text) > self.max_message_chars:
+                raise BadTurn(f"a message has {len(message.text)} characters; at most {self.max_message_chars} "
+                              "are accepted (MAX_MESSAGE_CHARS)")
+        if self.reject_busy and self.locks.held(request.session_id):
+            raise ApiError(409, f"Session '{request.session_id}' is answering another message; retry when it is "
+                           "done (DOUBLE_TEXTING=queue waits instead).", code="session_busy")
         await self.locks.acquire(request.session_id)
         queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         try:
@@ -140,7 +158,7 @@ class TurnRunner:
                                               request.project_id)
             config = {"configurable": {**request.configurable, "thread_id": request.session_id,
                                        "scope": scope_of(session["project_id"])}}
-            state = await self.graph.aget_state(config)
+            state = await self._repaired_state(config)
             fresh = new_messages(bool(state.values.get("messages")), request.messages)
         except BaseException:
             self.locks.release(request.session_id)
@@ -162,6 +180,7 @@ class TurnRunner:
                      name_after: bool) -> None:
         meta: dict[str, Any] = {"recall_degraded": False}
         added = [m.id for m in graph_input["messages"]]
+        clock = time.perf_counter()
         final: AIMessage | None = None
         delivered = False
         streamed = ""
@@ -176,13 +195,23 @@ class TurnRunner:
                             queue.put_nowait(TurnEvent("text", message.text, meta=meta))
                     continue
                 for node, update in (chunk or {}).items():
+                    now, elapsed = time.perf_counter(), time.perf_counter() - clock
+                    clock = now
                     if node == "recall":
                         recalled = update.get("recalled") or {}
                         meta["recall_degraded"] = bool(recalled.get("degraded"))
                         meta["recall_error"] = recalled.get("error")
+                        meta["recall_ms"] = round(elapsed * 1000, 2)
+                        self.metrics.recall_latency.observe(elapsed)
+                        if meta["recall_degraded"]:
+                            self.metrics.recall_degraded.inc()
                     elif node == "infer" and update.get("raw_output") is not None:
                         raw = update["raw_output"]
                         meta["usage"] = raw.usage_metadata
+                        meta["inference_ms"] = round(elapsed * 1000, 2)
+                        self.metrics.inference_latency.observe(elapsed)
+                        for kind, key in (("input", "input_tokens"), ("output", "output_tokens")):
+                            self.metrics.tokens.labels(kind).inc((raw.usage_metadata or {}).get(key) or 0)
                     elif node == "parse_tools":
                         final = update["messages"][-1]
                         added.append(final.id)
@@ -193,6 +222,7 @@ class TurnRunner:
                             queue.put_nowait(TurnEvent("text", rest, meta=meta))
                         queue.put_nowait(TurnEvent("final", message=final, meta=meta))
                         delivered = True
+                        self.metrics.turns.labels("ok").inc()
                         if name_after:  # fire-and-forget, outside this run's callbacks
                             first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
                             self._spawn(name_session(self.deps, request.session_id, first_user, final.text),
@@ -202,6 +232,7 @@ class TurnRunner:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
             else:
                 await self._rollback(config, added)
+                self.metrics.turns.labels("error").inc()
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
             if not delivered:
@@ -213,6 +244,33 @@ class TurnRunner:
                 queue.put_nowait(TurnEvent("error", error=RuntimeError("the run ended without a reply"), meta=meta))
         finally:
             self.locks.release(request.session_id)
+
+    async def _repaired_state(self, config: dict):
+        """The thread's state, after undoing the half turn of a run that never finished (the process
+        died mid-turn). Call with the session's lock held."""
+        state = await self.graph.aget_state(config)
+        if state.next:
+            await self._rollback(config, await asyncio.to_thread(self._unfinished, state.values))
+            state = await self.graph.aget_state(config)
+        return state
+
+    async def settled_state(self, session_id: str):
+        """A session's state once any turn running on it has finished (a reply just sent is in it)."""
+        await self.locks.acquire(session_id)
+        try:
+            return await self._repaired_state({"configurable": {"thread_id": session_id}})
+        finally:
+            self.locks.release(session_id)
+
+    def _unfinished(self, values: dict) -> list[str]:
+        """Ids of the messages after the last reply that was stored as an episode (blocking)."""
+        messages = values.get("messages", [])
+        ids: list[str] = []
+        for message in reversed(messages):
+            if isinstance(message, AIMessage) and message.id and self.deps.episodes.has_reply(message.id):
+                break
+            ids.append(message.id)
+        return ids
 
     async def _rollback(self, config: dict, message_ids: list[str | None]) -> None:
         """Remove the failed turn's messages, so the session reads exactly as before it."""

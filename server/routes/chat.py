@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -48,9 +48,10 @@ def _sse(data: dict[str, Any]) -> str:
 
 
 @router.post("/chat")
-async def chat(body: ChatRequest, runtime: RuntimeDep) -> dict[str, Any]:
+async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     """One turn; the session (and project) are created on first use."""
     _, final = await _first(runtime, _turn(body, stream=False))
+    request.state.turn = final.meta
     message = final.message
     return {
         "sessionId": body.sessionId,
@@ -62,9 +63,10 @@ async def chat(body: ChatRequest, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/chat/stream")
-async def chat_stream(body: ChatRequest, runtime: RuntimeDep) -> StreamingResponse:
+async def chat_stream(body: ChatRequest, request: Request, runtime: RuntimeDep) -> StreamingResponse:
     """The same turn as server-sent events; the episode is stored before the `done` event."""
     events, first = await _first(runtime, _turn(body, stream=True))
+    request.state.turn = first.meta
     model = body.model or runtime.settings.inference_model
 
     async def stream() -> AsyncIterator[str]:

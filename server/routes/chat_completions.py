@@ -63,6 +63,7 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
     model = body.model or runtime.settings.inference_model
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     events, first = await _first_event(runtime, turn)
+    request.state.turn = first.meta  # timings and tokens for the request's log line (filled as the run goes)
     if first.kind == "error":
         raise inference_error(first.error, runtime.settings.inference_base_url)
     if not stream:

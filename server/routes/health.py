@@ -55,8 +55,10 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         "embedder": "ok" if deps.embedder.loaded else "not loaded",
         "checkpointer": "ok",
         "inference": checks[2],
+        "circuits": {b.url: b.breaker.state for b in runtime.backends},
     }
-    healthy = all(v == "ok" for k, v in dependencies.items() if k != "inference") and checks[2]["status"] == "ok"
+    healthy = (all(v == "ok" for k, v in dependencies.items() if k not in ("inference", "circuits"))
+               and checks[2]["status"] == "ok" and "open" not in dependencies["circuits"].values())
     return {
         "status": "ok" if healthy else "degraded",
         "uptime_seconds": round(time.time() - runtime.started_at, 3),

@@ -17,15 +17,6 @@ from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, ses
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
-async def settled_state(runtime: Runtime, session_id: str):
-    """The session's checkpoint once any turn running on it has finished (so a reply just sent is in it)."""
-    await runtime.turns.locks.acquire(session_id)
-    try:
-        return await runtime.graph.aget_state({"configurable": {"thread_id": session_id}})
-    finally:
-        runtime.turns.locks.release(session_id)
-
-
 async def get_session_or_404(runtime: Runtime, session_id: str) -> dict:
     row = await asyncio.to_thread(runtime.deps.sessions.get, session_id)
     if row is None:
@@ -73,7 +64,7 @@ async def create_session(body: SessionCreate, runtime: RuntimeDep) -> dict[str, 
 async def get_session(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """One session with its summary and counts."""
     row = await get_session_or_404(runtime, session_id)
-    state = await settled_state(runtime, session_id)
+    state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.ids_by_scope, session_id)
     return {**session_public(row), "summary": state.values.get("summary") or None,
             "messageCount": len(state.values.get("messages", [])),
@@ -84,7 +75,7 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 async def get_messages(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """The conversation as the checkpoint holds it (older turns live on in the summary)."""
     await get_session_or_404(runtime, session_id)
-    state = await settled_state(runtime, session_id)
+    state = await runtime.turns.settled_state(session_id)
     return {"sessionId": session_id, "summary": state.values.get("summary") or None,
             "messages": [message_public(m) for m in state.values.get("messages", [])]}
 
@@ -94,7 +85,7 @@ async def get_memory(session_id: str, runtime: RuntimeDep,
                      limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
     """What the assistant remembers of this session: summary, recent episodes, the project's entities."""
     row = await get_session_or_404(runtime, session_id)
-    state = await settled_state(runtime, session_id)
+    state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.for_session, session_id, limit)
     entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(row["project_id"]))
     return {

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one service process, on its own registry (served at `GET /metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """The service's counters, histograms and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("orchestrator_requests_total", "HTTP requests", ["route", "method", "status"],
+                                registry=r)
+        self.request_latency = Histogram("orchestrator_request_seconds", "HTTP request latency",
+                                         ["route", "method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.inference_latency = Histogram("orchestrator_inference_seconds", "Inference call latency",
+                                           buckets=LATENCY_BUCKETS, registry=r)
+        self.recall_latency = Histogram("orchestrator_recall_seconds", "Recall latency", buckets=LATENCY_BUCKETS,
+                                        registry=r)
+        self.tokens = Counter("orchestrator_tokens_total", "Tokens reported by the inference node", ["kind"],
+                              registry=r)
+        self.turns = Counter("orchestrator_turns_total", "Turns by outcome", ["outcome"], registry=r)
+        self.recall_degraded = Counter("orchestrator_recall_degraded_total", "Turns whose recall was degraded",
+                                       registry=r)
+        self.circuit_open = Gauge("orchestrator_circuit_open", "1 while a backend's circuit is open",
+                                  ["backend"], registry=r)
+        self.active_sessions = Gauge("orchestrator_active_sessions", "Sessions with a recent turn", registry=r)
+        self.turns_in_progress = Gauge("orchestrator_turns_in_progress", "Sessions with a turn running or queued",
+                                       registry=r)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

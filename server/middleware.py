@@ -1,0 +1,184 @@
+"""Pure-ASGI middleware: request ids and one JSON log line per request, body size limit, API keys,
+per-key rate limiting. Streams pass through untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import ApiError
+from server.metrics import Metrics
+
+access_log = logging.getLogger("orchestrator.access")
+OPEN_PATHS = ("/health",)
+
+
+async def _reject(send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(error.body()).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or []:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def route_of(scope: Scope) -> str:
+    """The route template (`/sessions/{session_id}`), so metrics do not explode with ids."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+class RequestLog:
+    """`X-Request-Id` in and out, a JSON access log line and metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request_id = (_header(scope, b"x-request-id") or "")[:100] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status, info = 500, {}
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", request_id.encode()))
+                for key, value in headers:
+                    if key in (b"x-session-id", b"x-recall-degraded"):
+                        info[key.decode()] = value.decode()
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_of(scope)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.request_latency.labels(route, scope["method"]).observe(elapsed)
+            turn = scope["state"].get("turn") or {}
+            usage = turn.get("usage") or {}
+            access_log.info("request", extra={"fields": {
+                "request_id": request_id, "method": scope["method"], "route": route, "path": scope["path"],
+                "status": status, "latency_ms": round(elapsed * 1000, 2),
+                "session_id": info.get("x-session-id"),
+                "recall_degraded": bool(turn.get("recall_degraded")) or info.get("x-recall-degraded") == "true",
+                "recall_ms": turn.get("recall_ms"), "inference_ms": turn.get("inference_ms"),
+                "tokens_in": usage.get("input_tokens"), "tokens_out": usage.get("output_tokens"),
+            }})
+
+
+class BodyLimit:
+    """413 for a body over `max_bytes`, whether announced by Content-Length or not."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_big = ApiError(413, f"Request body over {self.max_bytes} bytes (MAX_REQUEST_BYTES).",
+                           code="request_too_large")
+        declared = _header(scope, b"content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _reject(send, too_big)
+        received, answered = 0, False
+
+        async def counted() -> Message:
+            # Past the limit: answer 413 here, and tell the app the client left (whatever it then tries to
+            # send is dropped). Raising instead would reach FastAPI's body parser, which turns it into a 400.
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    answered = True
+                    await _reject(send, too_big)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, guarded)
+
+
+class ApiKeys:
+    """With API_KEYS set, every route but /health needs `Authorization: Bearer <key>` or `X-API-Key`.
+    Keys are compared in constant time and never logged. With RATE_LIMIT_PER_MINUTE set, each key (or,
+    without keys, each client address) has that many requests a minute."""
+
+    def __init__(self, app: ASGIApp, keys: list[str], per_minute: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.per_minute = per_minute
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def _key_index(self, scope: Scope) -> int | None:
+        auth = _header(scope, b"authorization") or ""
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else (_header(scope, b"x-api-key") or "")
+        digest = hashlib.sha256(given.encode()).digest()
+        found = None
+        for i, known in enumerate(self.digests):  # no early exit: timing does not tell which key matched
+            if hmac.compare_digest(digest, known) and given:
+                found = i
+        return found
+
+    def _allow(self, key: str) -> float:
+        """0 if the request may go, else the seconds until it may (token bucket, `per_minute` a minute)."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self.buckets.get(key, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last) * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self.buckets[key] = (tokens, now)
+            return (1.0 - tokens) * 60.0 / self.per_minute
+        self.buckets[key] = (tokens - 1.0, now)
+        return 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not (self.digests or self.per_minute):
+            return await self.app(scope, receive, send)
+        if self.digests:
+            key = self._key_index(scope)
+            if key is None:
+                return await _reject(send, ApiError(
+                    401, "Missing or invalid API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+                    code="invalid_api_key"), {"WWW-Authenticate": "Bearer"})
+            identity = f"key:{key}"
+            scope.setdefault("state", {})["api_key_index"] = key
+        else:
+            identity = f"addr:{(scope.get('client') or ('?',))[0]}"
+        wait = self._allow(identity)
+        if wait:
+            return await _reject(send, ApiError(
+                429, f"Rate limit of {self.per_minute} requests a minute reached (RATE_LIMIT_PER_MINUTE).",
+                code="rate_limited"), {"Retry-After": str(max(1, math.ceil(wait)))})
+        await self.app(scope, receive, send)

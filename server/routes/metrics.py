@@ -1,0 +1,26 @@
+"""`GET /metrics`: Prometheus text format."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from server.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics")
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Request counts and latencies by route and status, inference and recall latency, tokens, circuits,
+    active sessions."""
+    m = runtime.metrics
+    active = await asyncio.to_thread(runtime.deps.sessions.count_active,
+                                     runtime.settings.active_session_window_seconds)
+    m.active_sessions.set(active)
+    m.turns_in_progress.set(runtime.turns.locks.busy())
+    for backend in runtime.backends:
+        m.circuit_open.labels(backend.url).set(1 if backend.breaker.state == "open" else 0)
+    return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from memory.embedder import Embedder
 from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
+from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
@@ -42,6 +43,7 @@ class Deps:
     indexer: Indexer
     entities: EntityStore
     admin: MemoryAdmin
+    idempotency: IdempotencyStore
     contract: str = "prompt-only"
     """How the JSON contract is enforced: `schema` / `schema-embedded` (constrained decoding), `prompt-only`,
     or `off` (plain chat)."""

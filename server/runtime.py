@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosqlite
 import httpx
@@ -21,6 +21,7 @@ from memory.embedder import Embedder
 from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
+from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
@@ -29,7 +30,7 @@ from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
 from server.settings import Settings
-from server.turns import TurnRunner
+from server.turns import KeyedLocks, TurnRunner
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
         indexer=Indexer(episodes, vectors, embedder),
         entities=entities,
         admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
+        idempotency=IdempotencyStore(db),
         contract=contract_mode(settings),
         limits=MemoryLimits(
             recent_messages=settings.recent_messages,
@@ -130,6 +132,7 @@ class Runtime:
     metrics: Metrics
     _locks: list[DirectoryLock]
     node: LocalInferenceNode | None = None
+    idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
     def backends(self) -> list[Backend]:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from langchain_core.messages import AIMessage, HumanMessage
 
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
+from server.idempotency import idempotent
 from server.runtime import Runtime
 from server.schemas import ChatRequest
 from server.turns import BadTurn, TurnEvent, TurnRequest
@@ -47,19 +48,23 @@ def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
 
 
-@router.post("/chat")
-async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    """One turn; the session (and project) are created on first use."""
+@router.post("/chat", response_model=None)
+async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep) -> Response:
+    """One turn; the session (and project) are created on first use. `Idempotency-Key` makes retries safe."""
+    return await idempotent(runtime, request, lambda: _chat(body, request, runtime))
+
+
+async def _chat(body: ChatRequest, request: Request, runtime: Runtime) -> JSONResponse:
     _, final = await _first(runtime, _turn(body, stream=False))
     request.state.turn = final.meta
     message = final.message
-    return {
+    return JSONResponse({
         "sessionId": body.sessionId,
         "response": message.text,
         "toolCalls": [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls],
         "model": body.model or runtime.settings.inference_model,
         "tokenCount": token_count(message, final.meta.get("usage")),
-    }
+    })
 
 
 @router.post("/chat/stream")

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from server import openai_format as fmt
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
+from server.idempotency import idempotent
 from server.openai_schemas import ChatCompletionRequest
 from server.runtime import Runtime
 from server.session_ids import derive_session_id, project_from_headers, session_from_headers
@@ -48,8 +49,11 @@ async def _first_event(runtime: Runtime, turn: TurnRequest) -> tuple[AsyncIterat
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep):
-    """OpenAI chat completion; `stream: true` answers with `chat.completion.chunk` server-sent events."""
-    return await _complete(body, request, runtime, stream=body.stream)
+    """OpenAI chat completion; `stream: true` answers with `chat.completion.chunk` server-sent events.
+    With an `Idempotency-Key`, a retried non-streaming request gets the first response back."""
+    if body.stream:
+        return await _complete(body, request, runtime, stream=True)
+    return await idempotent(runtime, request, lambda: _complete(body, request, runtime, stream=False))
 
 
 @router.post("/v1/chat/completions/stream", response_model=None)

@@ -198,3 +198,22 @@ def test_a_second_process_on_the_same_data_dir_is_refused(settings):
         with pytest.raises(RuntimeError, match="already in use"):
             with TestClient(create_app(settings)):
                 pass
+
+
+def test_a_retry_with_the_same_idempotency_key_is_not_applied_twice(settings):
+    with FakeBackend() as node:
+        settings.inference_base_url = node.base_url
+        with TestClient(create_app(settings)) as client:
+            first = turn(client, "idem", "pay the invoice", headers={"Idempotency-Key": "k-1"})
+            again = turn(client, "idem", "pay the invoice", headers={"Idempotency-Key": "k-1"})
+            assert first.status_code == again.status_code == 200
+            assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+            assert again.headers["x-session-id"] == "idem"
+            other = turn(client, "idem", "pay the invoice", headers={"Idempotency-Key": "k-2"})
+            assert other.json()["id"] != first.json()["id"]
+            seed = {"sessionId": "idem-2", "message": "once"}
+            a = client.post("/chat", json=seed, headers={"Idempotency-Key": "c-1"})
+            b = client.post("/chat", json=seed, headers={"Idempotency-Key": "c-1"})
+            assert a.json() == b.json()
+            assert client.get("/sessions/idem").json()["turnCount"] == 2  # k-1 once, k-2 once
+            assert client.get("/sessions/idem-2").json()["turnCount"] == 1

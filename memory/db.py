@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,16 @@ class Database:
         """Read rows."""
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
+
+    def update_row(self, table: str, row_id: str, values: dict[str, object]) -> None:
+        """`UPDATE table SET col = ?, …, updated_at = now WHERE id = ?` for the given columns (none: no-op).
+        Table and column names come from the stores' code, never from a request."""
+        if not values:
+            return
+        sets = ", ".join(f"{column} = ?" for column in values)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
+                         (*values.values(), time.time(), row_id))
 
     def executescript(self, script: str) -> None:
         """Apply a schema (idempotent `CREATE ... IF NOT EXISTS` statements)."""

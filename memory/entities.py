@@ -94,15 +94,8 @@ class EntityStore:
         return [_entity(r) for r in rows]
 
     def update(self, entity_id: str, name: str | None, type_: str | None, notes: str | None) -> Entity | None:
-        sets, params = [], []
-        for column, value in (("name", name), ("type", type_), ("notes", notes)):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                params.append(value)
-        if sets:
-            with self.db.transaction() as conn:
-                conn.execute(f"UPDATE entities SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
-                             (*params, time.time(), entity_id))
+        values = {"name": name, "type": type_, "notes": notes}
+        self.db.update_row("entities", entity_id, {k: v for k, v in values.items() if v is not None})
         return self.get(entity_id)
 
     def delete(self, entity_id: str) -> None:

@@ -100,17 +100,8 @@ class SessionStore:
 
     def update(self, session_id: str, name: Any = _UNSET, project_id: Any = _UNSET) -> dict | None:
         """Rename and/or move a session (project_id None: out of any project)."""
-        sets, params = [], []
-        if name is not _UNSET:
-            sets.append("name = ?")
-            params.append(name)
-        if project_id is not _UNSET:
-            sets.append("project_id = ?")
-            params.append(project_id)
-        if sets:
-            with self.db.transaction() as conn:
-                conn.execute(f"UPDATE sessions SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
-                             (*params, time.time(), session_id))
+        values = {"name": name, "project_id": project_id}
+        self.db.update_row("sessions", session_id, {k: v for k, v in values.items() if v is not _UNSET})
         return self.get(session_id)
 
     def set_name_if_unnamed(self, session_id: str, name: str) -> bool:
@@ -156,17 +147,8 @@ class SessionStore:
 
     def update_project(self, project_id: str, name: str | None, description: Any = _UNSET) -> dict | None:
         """Rename a project and/or change its description."""
-        sets, params = [], []
-        if name is not None:
-            sets.append("name = ?")
-            params.append(name)
-        if description is not _UNSET:
-            sets.append("description = ?")
-            params.append(description)
-        if sets:
-            with self.db.transaction() as conn:
-                conn.execute(f"UPDATE projects SET {', '.join(sets)}, updated_at = ? WHERE id = ?",
-                             (*params, time.time(), project_id))
+        values = {"name": name if name is not None else _UNSET, "description": description}
+        self.db.update_row("projects", project_id, {k: v for k, v in values.items() if v is not _UNSET})
         return self.get_project(project_id)
 
     def delete_project_row(self, project_id: str) -> None:

@@ -90,3 +90,34 @@ def test_kill_9_mid_stream_keeps_every_completed_turn(tmp_path):
             assert r.status_code == 200
             assert [u for u, _ in _pairs(again.base_url, "crash")] == ["one", "two", "three"]
             assert httpx.get(again.base_url + "/sessions/crash", timeout=10).json()["episodeCount"] == 3
+
+
+def test_sigterm_lets_an_in_flight_stream_finish_and_keeps_its_turn(tmp_path):
+    def slow(body):
+        time.sleep(1.5)
+        return default_responder(body)
+
+    with FakeBackend(slow) as node:
+        svc = ServiceProcess(tmp_path, {"INFERENCE_BASE_URL": node.base_url}).start()
+        lines: list[str] = []
+
+        def stream() -> None:
+            with httpx.stream("POST", svc.base_url + "/v1/chat/completions", timeout=30,
+                              headers={"X-Session-Id": "graceful"},
+                              json={"stream": True, "messages": [{"role": "user", "content": "finish me"}]}) as r:
+                lines.extend(line for line in r.iter_lines() if line.startswith("data: "))
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        deadline = time.monotonic() + 20
+        while not any("finish me" in json.dumps(b) for b in node.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        svc.proc.send_signal(signal.SIGTERM)  # mid-turn
+        reader.join(30)
+        assert svc.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
+        assert lines[-1] == "data: [DONE]"
+        text = "".join(json.loads(x[6:])["choices"][0]["delta"].get("content") or ""
+                       for x in lines[:-1] if json.loads(x[6:]).get("choices"))
+        assert text == "You said: finish me"
+        with ServiceProcess(tmp_path, {"INFERENCE_BASE_URL": node.base_url}) as again:
+            assert _pairs(again.base_url, "graceful") == [("finish me", "You said: finish me")]

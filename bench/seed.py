@@ -22,7 +22,7 @@ from memory.db import Database
 from memory.embedder import Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.indexer import Indexer
-from memory.vectors import ChromaVectors as VectorIndex
+from memory.vectors import ChromaVectors
 
 SESSIONS = 200  # episodes are spread over this many earlier sessions
 DAY = 86400.0
@@ -34,7 +34,7 @@ class Stores:
 
     db: Database
     episodes: EpisodeStore
-    vectors: VectorIndex
+    vectors: ChromaVectors  # in-process: seeding happens before the service starts
     embedder: Embedder
     indexer: Indexer
 
@@ -48,7 +48,7 @@ def open_stores(workdir: Path, batch: int = 128) -> Stores:
     data, chroma = store_dirs(workdir)
     db = Database(data / "memory.db")
     episodes = EpisodeStore(db)
-    vectors = VectorIndex(chroma)
+    vectors = ChromaVectors(chroma)
     embedder = Embedder()
     embedder.load()
     return Stores(db, episodes, vectors, embedder, Indexer(episodes, vectors, embedder, batch=batch))

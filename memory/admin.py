@@ -86,6 +86,8 @@ class MemoryAdmin:
 def find_entities(entities: EntityStore, vectors: VectorIndex, scope: str, query: str,
                   embedding: list[float] | None, k: int, threshold: float) -> list[EntityHit]:
     """Entities the query names, then the nearest ones above `threshold`; `k` at most."""
+    if k <= 0 or not entities.any_in(scope):  # most scopes have none: skip the vector round trip
+        return []
     hits: dict[str, EntityHit] = {e.id: EntityHit(e, 1.0) for e in entities.mentioned_in(scope, query, k)}
     if embedding is not None and len(hits) < k:
         near = [h for h in vectors.query(vector_key(scope), embedding, k) if h.similarity >= threshold]

@@ -86,6 +86,10 @@ class EntityStore:
         """A scope's entities by name."""
         return [_entity(r) for r in self.db.query("SELECT * FROM entities WHERE scope = ? ORDER BY name", (scope,))]
 
+    def any_in(self, scope: str) -> bool:
+        """Whether the scope has any entity."""
+        return bool(self.db.query("SELECT 1 FROM entities WHERE scope = ? LIMIT 1", (scope,)))
+
     def mentioned_in(self, scope: str, text: str, limit: int) -> list[Entity]:
         """Entities whose name appears in `text` (whatever the vectors say)."""
         rows = self.db.query(

@@ -103,7 +103,11 @@ def new_messages(history_known: bool, messages: list[BaseMessage]) -> list[BaseM
 
 
 def open_session(sessions: SessionStore, session_id: str, project_id: str | None) -> dict:
-    """The session, created on first use (its project too, if it is new)."""
+    """The session, created on first use (its project too, if it is new). An existing session keeps its
+    project; reading it first keeps a write transaction off every later turn."""
+    existing = sessions.get(session_id)
+    if existing is not None:
+        return existing
     if project_id and sessions.get_project(project_id) is None:
         sessions.create_project(project_id, project_id, None)
     return sessions.ensure(session_id, project_id)

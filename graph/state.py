@@ -42,6 +42,8 @@ class State(InputState):
     """Memory recalled for the current turn."""
     prompt: NotRequired[list[dict[str, str]]]
     """The assembled prompt of the current turn as role/content dicts (cleared by persist)."""
+    prompt_stats: NotRequired[dict[str, Any]]
+    """The current prompt's budget: tokens offered, tokens sent, what was trimmed (graph/budget.py)."""
     raw_output: NotRequired[AIMessage | None]
     """The model's raw reply of the current turn (cleared by persist)."""
 

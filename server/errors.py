@@ -1,4 +1,5 @@
-"""Errors in the OpenAI shape `{"error": {"message", "type", "param", "code"}}`, with the right status."""
+"""Errors in the OpenAI shape `{"error": {"message", "type", "param", "code"}}`, with the right status;
+on the Anthropic routes (`/v1/messages...`) in Anthropic's `{"type": "error", "error": {"type", "message"}}`."""
 
 from __future__ import annotations
 
@@ -36,6 +37,22 @@ class ApiError(Exception):
     def body(self) -> dict:
         """The JSON body."""
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def anthropic_body(self) -> dict:
+        """The JSON body in Anthropic's shape, with Anthropic's error types."""
+        kind = _ANTHROPIC_TYPES.get(self.status) or ("overloaded_error" if self.status == 503 else "api_error")
+        return {"type": "error", "error": {"type": kind, "message": self.message}}
+
+
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 409: "invalid_request_error", 413: "request_too_large",
+                    422: "invalid_request_error", 429: "rate_limit_error"}
+ANTHROPIC_PATHS = ("/v1/messages",)
+
+
+def error_body(path: str, error: ApiError) -> dict:
+    """The error's body in the shape of the API the path belongs to."""
+    return error.anthropic_body() if path.startswith(ANTHROPIC_PATHS) else error.body()
 
 
 def inference_error(exc: BaseException, base_url: str) -> ApiError:
@@ -75,18 +92,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(error_body(request.url.path, exc), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _validation_message(exc)
-        return JSONResponse(ApiError(400, message, param=param).body(), status_code=400)
+        return JSONResponse(error_body(request.url.path, ApiError(400, message, param=param)), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(ApiError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+        error = ApiError(exc.status_code, str(exc.detail))
+        return JSONResponse(error_body(request.url.path, error), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(ApiError(500, "Internal error; see the server log.").body(), status_code=500)
+        error = ApiError(500, "Internal error; see the server log.")
+        return JSONResponse(error_body(request.url.path, error), status_code=500)

@@ -45,6 +45,11 @@ def targets(results: dict) -> list[dict]:
         if top < 100_000:
             name += " (100k not measured)"
         out.append({"target": name, "measured_ratio": round(ratio, 2), "met": ratio <= 2})
+    race = {row["clients"]: row for row in (results.get("peer_race") or {}).get("levels", [])}
+    if 8 in race:
+        ratio = race[8]["throughput_ratio"]
+        out.append({"target": ">= 5x the turns/s of langgraph dev at 8 clients", "measured_ratio": ratio,
+                    "met": ratio >= 5})
     rss = [v for k, v in results.get("footprint", {}).items() if k.endswith("rss_mb")]
     rss += [r["rss_mb"] for r in results.get("recall_scaling", [])]
     if rss:
@@ -80,6 +85,21 @@ def markdown(results: dict) -> str:
     for r in results.get("concurrency", []):
         lines.append(f"| {r['sessions']} | {r['turns']} | {r['turns_per_s']:.1f} | {r['latency_ms']['p50']:.0f} | "
                      f"{r['latency_ms']['p95']:.0f} | {r['errors']} |")
+    lines += ["", "### Peer race: the same graph under `langgraph dev` vs. this service", "",
+              "| clients | langgraph dev turns/s | its p50 ms | service turns/s | its p50 ms | ratio | errors |",
+              "|---|---|---|---|---|---|---|"]
+    for r in (results.get("peer_race") or {}).get("levels", []):
+        dev, svc = r["langgraph_dev"], r["service"]
+        lines.append(f"| {r['clients']} | {dev['turns_per_s']:.1f} | {dev['latency_ms']['p50']:.0f} | "
+                     f"{svc['turns_per_s']:.1f} | {svc['latency_ms']['p50']:.0f} | x{r['throughput_ratio']} | "
+                     f"{dev['errors'] + svc['errors']} |")
+    lines += ["", "### Prompt budget: a Claude-Code-shaped request (estimated tokens)", "",
+              "| context | turn | offered | sent | budget | tools kept | user message | trimmed |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results.get("prompt_budget", []):
+        lines.append(f"| {r['context']} | {r['turn']} | {r['tokens_offered']} | {r['tokens_sent']} | {r['budget']} | "
+                     f"{r['tools_kept']}/{r['tools_offered']} | {'kept' if r['user_message_kept'] else 'LOST'} | "
+                     f"{', '.join(r['trimmed']) or '-'} |")
     lines += ["", "### Footprint", "", "| measure | value |", "|---|---|"]
     for key, value in results.get("footprint", {}).items():
         lines.append(f"| {key} | {value} |")

@@ -1,7 +1,9 @@
 """Run every benchmark (about 6-8 minutes on 2 cores) and write bench/results/{results.json,summary.md,*.png}.
 
 Phases, each with its own store under a temporary directory and the service as a child process:
-  A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load;
+  A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load; then the peer
+     race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients)
+     and the prompt budget of a Claude-Code-shaped request;
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store.
@@ -24,7 +26,9 @@ from bench.common import RESULTS, ROOT  # noqa: E402
 from bench.concurrency import run_concurrency  # noqa: E402
 from bench.fake_backend import BackendProcess  # noqa: E402
 from bench.overhead import run_overhead  # noqa: E402
+from bench.peer_race import run_peer_race  # noqa: E402
 from bench.plots import plot_all  # noqa: E402
+from bench.prompt_budget import CONTEXTS, measure  # noqa: E402
 from bench.report import machine, markdown, targets  # noqa: E402
 from bench.service import Service  # noqa: E402
 
@@ -67,7 +71,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results: dict = {"machine": machine(), "overhead": [], "recall_scaling": [], "concurrency": [],
-                     "footprint": {}, "skipped": []}
+                     "footprint": {}, "peer_race": {}, "prompt_budget": [], "skipped": []}
     print(f"machine: {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, BackendProcess() as backend:
         empty, seeded = Path(tmp) / "empty", Path(tmp) / "seeded"
@@ -75,6 +79,8 @@ def main() -> None:
         seeded.mkdir()
         print("[A] empty store", flush=True)
         serve_and_measure(empty, backend.base_url, "0 episodes", results, args.turns, with_concurrency=True)
+        results["peer_race"] = run_peer_race(Path(tmp) / "race", backend.base_url)
+        results["prompt_budget"] = [measure(c, m, turn) for c, m in CONTEXTS for turn in (1, 8)]
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)

@@ -45,8 +45,9 @@ class MemoryAdmin:
         self.sessions.delete_session_row(session_id)
 
     def move_session(self, session_id: str, project_id: str | None) -> None:
-        """Move a session and its memory into another project (or out of any)."""
-        scope = scope_of(project_id)
+        """Move a session and its memory into another project (or out of any: its owner's default scope)."""
+        row = self.sessions.get(session_id) or {}
+        scope = scope_of(project_id, row.get("owner"))
         for old_scope, ids in self.episodes.ids_by_scope(session_id).items():
             if old_scope != scope:
                 self.vectors.delete(old_scope, ids)

@@ -27,13 +27,23 @@ CREATE TABLE IF NOT EXISTS projects (
     updated_at REAL NOT NULL
 );
 """
+OWNED_TABLES = ("sessions", "projects")
+"""Tables with an `owner` column: the fingerprint of the API key that created the row (API_KEY_SCOPED_SESSIONS),
+NULL for rows made without one. Databases from before it get the column on open."""
 
 DEFAULT_SCOPE = "default"
 
 
-def scope_of(project_id: str | None) -> str:
-    """The memory scope of a project; sessions without one share the default scope."""
-    return f"project:{project_id}" if project_id else DEFAULT_SCOPE
+def scope_of(project_id: str | None, owner: str | None = None) -> str:
+    """The memory scope of a project; sessions without one share the default scope (one per owner)."""
+    if project_id:
+        return f"project:{project_id}"
+    return f"{DEFAULT_SCOPE}:{owner}" if owner else DEFAULT_SCOPE
+
+
+def visible_to(row: dict | None, owner: str | None) -> bool:
+    """Whether a session or project row exists for this owner (None: not scoping, every row does)."""
+    return row is not None and (owner is None or row.get("owner") == owner)
 
 
 _UNSET: Any = object()
@@ -45,29 +55,41 @@ class SessionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        self._add_owner_columns()
+
+    def _add_owner_columns(self) -> None:
+        """`owner TEXT` on sessions and projects, added in place to a database made before it."""
+        for table in OWNED_TABLES:
+            columns = {row["name"] for row in self.db.query(f"PRAGMA table_info({table})")}
+            if "owner" not in columns:
+                with self.db.transaction() as conn:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT")
+        self.db.executescript("CREATE INDEX IF NOT EXISTS sessions_by_owner ON sessions(owner, updated_at);\n"
+                              "CREATE INDEX IF NOT EXISTS projects_by_owner ON projects(owner, created_at);")
 
     # Sessions -------------------------------------------------------------------------------------
-    def ensure(self, session_id: str, project_id: str | None = None) -> dict:
-        """The session, created on first use (with `project_id`, which must exist)."""
+    def ensure(self, session_id: str, project_id: str | None = None, owner: str | None = None) -> dict:
+        """The session, created on first use (with `project_id`, which must exist, and `owner`)."""
         now = time.time()
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO sessions (id, project_id, created_at, updated_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO sessions (id, project_id, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO NOTHING",
-                (session_id, project_id, now, now),
+                (session_id, project_id, owner, now, now),
             )
             row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return dict(row)
 
-    def create(self, session_id: str | None, name: str | None, project_id: str | None) -> dict | None:
+    def create(self, session_id: str | None, name: str | None, project_id: str | None,
+               owner: str | None = None) -> dict | None:
         """A new session; None if the id is taken."""
         session_id = session_id or uuid.uuid4().hex
         now = time.time()
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO sessions (id, name, project_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO sessions (id, name, project_id, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO NOTHING",
-                (session_id, name, project_id, now, now),
+                (session_id, name, project_id, owner, now, now),
             )
             if cur.rowcount == 0:
                 return None
@@ -89,9 +111,13 @@ class SessionStore:
         rows = self.db.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def list(self, project_id: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
-        """Sessions, newest activity first, optionally of one project; and how many there are in all."""
-        where, params = ("WHERE project_id = ?", (project_id,)) if project_id else ("", ())
+    def list(self, project_id: str | None = None, limit: int = 50, offset: int = 0,
+             owner: str | None = None) -> tuple[list[dict], int]:
+        """Sessions, newest activity first, optionally of one project and/or one owner; and how many in all."""
+        filters = {"project_id": project_id, "owner": owner}
+        given = {column: value for column, value in filters.items() if value}
+        where = ("WHERE " + " AND ".join(f"{column} = ?" for column in given)) if given else ""
+        params = tuple(given.values())
         total = self.db.query(f"SELECT COUNT(*) AS n FROM sessions {where}", params)[0]["n"]
         rows = self.db.query(
             f"SELECT * FROM sessions {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?", (*params, limit, offset)
@@ -117,15 +143,16 @@ class SessionStore:
         return int(self.db.query("SELECT COUNT(*) AS n FROM sessions WHERE updated_at >= ?", (since,))[0]["n"])
 
     # Projects -------------------------------------------------------------------------------------
-    def create_project(self, project_id: str | None, name: str, description: str | None) -> dict | None:
+    def create_project(self, project_id: str | None, name: str, description: str | None,
+                       owner: str | None = None) -> dict | None:
         """A new project; None if the id is taken."""
         project_id = project_id or uuid.uuid4().hex
         now = time.time()
         with self.db.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO projects (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(id) DO NOTHING",
-                (project_id, name, description, now, now),
+                "INSERT INTO projects (id, name, description, owner, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                (project_id, name, description, owner, now, now),
             )
             if cur.rowcount == 0:
                 return None
@@ -138,11 +165,12 @@ class SessionStore:
             " FROM projects p WHERE p.id = ?", (project_id,))
         return dict(rows[0]) if rows else None
 
-    def list_projects(self) -> list[dict]:
-        """All projects, newest first."""
+    def list_projects(self, owner: str | None = None) -> list[dict]:
+        """All projects (or one owner's), newest first."""
+        where, params = ("WHERE p.owner = ?", (owner,)) if owner else ("", ())
         rows = self.db.query(
             "SELECT p.*, (SELECT COUNT(*) FROM sessions s WHERE s.project_id = p.id) AS session_count"
-            " FROM projects p ORDER BY p.created_at DESC")
+            f" FROM projects p {where} ORDER BY p.created_at DESC", params)
         return [dict(r) for r in rows]
 
     def update_project(self, project_id: str, name: str | None, description: Any = _UNSET) -> dict | None:

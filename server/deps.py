@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from server.runtime import Runtime
+from server.session_ids import request_owner
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -15,3 +16,5 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+OwnerDep = Annotated[str | None, Depends(request_owner)]
+"""The API key fingerprint that owns what the request reaches (None: sessions are not scoped by key)."""

@@ -8,6 +8,7 @@ routes, so a session is one conversation whichever door it comes through.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,8 +21,8 @@ from langserve import add_routes
 from pydantic import BaseModel, Field
 
 from server.errors import inference_error
-from server.session_ids import project_from_headers, session_from_headers, validate_session_id
-from server.turns import TurnRequest
+from server.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
+from server.turns import TurnRequest, check_reachable
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
              "input_schema", "output_schema", "config_schema")
@@ -57,16 +58,29 @@ async def _client_thread_id(request: Request) -> str | None:
 
 
 async def per_request_config(config: dict[str, Any], request: Request) -> dict[str, Any]:
-    """The session comes from the server side: a header, the client's thread_id, or a fresh id."""
+    """The session comes from the server side: a header, the client's thread_id, or a fresh id; the owner
+    from the API key. Another key's session is refused here, before a stream's response starts (404)."""
     session = session_from_headers(request.headers)
     if session is None and request.method == "POST":
         session = await _client_thread_id(request)
     configurable = dict(config.get("configurable") or {})
+    configurable.pop("project_id", None)
     configurable["thread_id"] = session or f"lc-{uuid.uuid4().hex}"
+    configurable["owner"] = request_owner(request)
     project = project_from_headers(request.headers)
     if project:
         configurable["project_id"] = project
+    if request.method == "POST":
+        await _refuse_early(request.app.state.runtime, configurable)
     return {**config, "configurable": configurable}
+
+
+async def _refuse_early(runtime: Any, configurable: dict[str, Any]) -> None:
+    """The turn's own ownership check, run ahead (the turn repeats it)."""
+    session_id, owner = configurable["thread_id"], configurable["owner"]
+    if owner is not None:
+        await asyncio.to_thread(check_reachable, runtime.deps.sessions, session_id, configurable.get("project_id"),
+                                owner)
 
 
 def make_agent_runnable(app: FastAPI) -> RunnableLambda:
@@ -84,6 +98,7 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
             configurable={k: configurable[k] for k in INFERENCE_KEYS if k in configurable},
             stream=True,
             project_id=configurable.get("project_id"),
+            owner=configurable.get("owner"),
         )
         async for event in runtime.turns.events(turn):
             if event.kind == "text":

@@ -129,13 +129,16 @@ class BodyLimit:
 
 class ApiKeys:
     """With API_KEYS set, every route but /health needs `Authorization: Bearer <key>` or `X-API-Key`.
-    Keys are compared in constant time and never logged. With RATE_LIMIT_PER_MINUTE set, each key (or,
-    without keys, each client address) has that many requests a minute."""
+    Keys are compared in constant time and never logged; a request's key is known downstream by its index
+    (`state.api_key_index`) and its owner fingerprint (`state.api_key_owner`: 16 hex digits of its SHA-256,
+    which API_KEY_SCOPED_SESSIONS stores on the rows it creates). With RATE_LIMIT_PER_MINUTE set, each key
+    (or, without keys, each client address) has that many requests a minute."""
 
     def __init__(self, app: ASGIApp, keys: list[str], per_minute: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.owners = [digest.hex()[:16] for digest in self.digests]
         self.per_minute = per_minute
         self.clock = clock
         self.buckets: dict[str, tuple[float, float]] = {}
@@ -173,7 +176,8 @@ class ApiKeys:
                     401, "Missing or invalid API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                     code="invalid_api_key"), {"WWW-Authenticate": "Bearer"})
             identity = f"key:{key}"
-            scope.setdefault("state", {})["api_key_index"] = key
+            state = scope.setdefault("state", {})
+            state["api_key_index"], state["api_key_owner"] = key, self.owners[key]
         else:
             identity = f"addr:{(scope.get('client') or ('?',))[0]}"
         wait = self._allow(identity)

@@ -7,6 +7,7 @@ import json
 import re
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 
 from server.errors import ApiError
 
@@ -22,9 +23,11 @@ def validate_session_id(value: str, param: str = "X-Session-Id") -> str:
     return value
 
 
-def derive_session_id(system: str | None, first_user: str) -> str:
-    """Clients that resend whole histories without an id still get continuity."""
-    seed = json.dumps([system or "", first_user], ensure_ascii=False)
+def derive_session_id(system: str | None, first_user: str, owner: str | None = None) -> str:
+    """Clients that resend whole histories without an id still get continuity (per owner: two API keys
+    starting the same conversation get two sessions)."""
+    parts = [system or "", first_user, *([owner] if owner else [])]
+    seed = json.dumps(parts, ensure_ascii=False)
     return "auto-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
 
 
@@ -47,3 +50,16 @@ def project_from_headers(headers: Headers) -> str | None:
         raise ApiError(400, "Invalid project id: use 1-128 characters of letters, digits and ._:@- "
                        "(starting with a letter or digit).", param="X-Project-Id")
     return value
+
+
+def request_owner(request: Request) -> str | None:
+    """The owner of what this request creates and may reach: its API key's fingerprint when
+    API_KEY_SCOPED_SESSIONS is on and API_KEYS are set; None (no scoping) otherwise."""
+    settings = request.app.state.settings
+    if not (settings.api_key_scoped_sessions and settings.api_key_list):
+        return None
+    owner = getattr(request.state, "api_key_owner", None)
+    if not owner:  # the key middleware did not run: fail closed rather than reach everyone's sessions
+        raise ApiError(401, "Missing or invalid API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+                       code="invalid_api_key")
+    return owner

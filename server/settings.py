@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(100_000, ge=100, description="Longer messages get 400.")
     double_texting: Literal["queue", "reject"] = Field("queue", description="A 2nd turn on a busy session.")
     api_keys: str = Field("", description="Comma-separated keys; set: required on every route but /health.")
+    api_key_scoped_sessions: bool = Field(
+        False, description="With API_KEYS: sessions, projects and their memory are reachable only with the key "
+        "that created them.")
     rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute per key (or client); 0: none.")
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty: no CORS.")
 

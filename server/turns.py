@@ -21,7 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 import prompts
 from graph.deps import Deps
-from memory.sessions import SessionStore, scope_of
+from memory.sessions import SessionStore, scope_of, visible_to
 from server.errors import ApiError
 from server.metrics import Metrics
 
@@ -44,6 +44,9 @@ class TurnRequest:
     stream: bool = False
     project_id: str | None = None
     """Project of a session created by this turn (an existing session keeps its own)."""
+    owner: str | None = None
+    """API key fingerprint (API_KEY_SCOPED_SESSIONS): the turn may only reach sessions and projects it owns,
+    and creates them owned by it. None: not scoped."""
 
 
 @dataclass
@@ -102,15 +105,44 @@ def new_messages(history_known: bool, messages: list[BaseMessage]) -> list[BaseM
     return messages
 
 
-def open_session(sessions: SessionStore, session_id: str, project_id: str | None) -> dict:
-    """The session, created on first use (its project too, if it is new). An existing session keeps its
-    project; reading it first keeps a write transaction off every later turn."""
-    existing = sessions.get(session_id)
-    if existing is not None:
-        return existing
-    if project_id and sessions.get_project(project_id) is None:
-        sessions.create_project(project_id, project_id, None)
-    return sessions.ensure(session_id, project_id)
+def unreachable_session(session_id: str) -> ApiError:
+    """404 for a session another API key owns (API_KEY_SCOPED_SESSIONS); whose it is, is not said."""
+    return ApiError(404, f"No session '{session_id}' is reachable with this API key; use another session id.",
+                    code="session_not_found")
+
+
+def unreachable_project(project_id: str) -> ApiError:
+    """404 for a project another API key owns (API_KEY_SCOPED_SESSIONS)."""
+    return ApiError(404, f"No project '{project_id}' is reachable with this API key.", param="X-Project-Id",
+                    code="project_not_found")
+
+
+def check_reachable(sessions: SessionStore, session_id: str, project_id: str | None, owner: str | None) -> None:
+    """404 if the session or the project exists but belongs to another owner (no-op when not scoping)."""
+    if owner is None:
+        return
+    session = sessions.get(session_id)
+    if session is not None and not visible_to(session, owner):
+        raise unreachable_session(session_id)
+    project = sessions.get_project(project_id) if project_id else None
+    if project is not None and not visible_to(project, owner):
+        raise unreachable_project(project_id)
+
+
+def open_session(sessions: SessionStore, session_id: str, project_id: str | None, owner: str | None = None) -> dict:
+    """The session, created on first use (its project too, if it is new), owned by `owner`. An existing
+    session keeps its project; reading it first keeps a write transaction off every later turn. With an
+    owner, another owner's session or project is a 404."""
+    check_reachable(sessions, session_id, project_id, owner)
+    session = sessions.get(session_id)
+    if session is None:
+        if project_id and sessions.get_project(project_id) is None:
+            sessions.create_project(project_id, project_id, None, owner)
+            check_reachable(sessions, session_id, project_id, owner)  # another key may have made it meanwhile
+        session = sessions.ensure(session_id, project_id, owner)
+    if not visible_to(session, owner):  # made by another key since the check
+        raise unreachable_session(session_id)
+    return session
 
 
 async def name_session(deps: Deps, session_id: str, user: str, assistant: str) -> None:
@@ -152,6 +184,9 @@ class TurnRunner:
             if len(message.text) > self.max_message_chars:
                 raise BadTurn(f"a message has {len(message.text)} characters; at most {self.max_message_chars} "
                               "are accepted (MAX_MESSAGE_CHARS)")
+        if request.owner is not None:  # before the busy check: another key learns nothing of the session
+            await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
+                                    request.owner)
         if self.reject_busy and self.locks.held(request.session_id):
             raise ApiError(409, f"Session '{request.session_id}' is answering another message; retry when it is "
                            "done (DOUBLE_TEXTING=queue waits instead).", code="session_busy")
@@ -159,9 +194,9 @@ class TurnRunner:
         queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         try:
             session = await asyncio.to_thread(open_session, self.deps.sessions, request.session_id,
-                                              request.project_id)
+                                              request.project_id, request.owner)
             config = {"configurable": {**request.configurable, "thread_id": request.session_id,
-                                       "scope": scope_of(session["project_id"])}}
+                                       "scope": scope_of(session["project_id"], session.get("owner"))}}
             state = await self._repaired_state(config)
             fresh = new_messages(bool(state.values.get("messages")), request.messages)
         except BaseException:

@@ -15,15 +15,16 @@ from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
 from server.runtime import Runtime
 from server.schemas import ChatRequest
+from server.session_ids import request_owner
 from server.turns import BadTurn, TurnEvent, TurnRequest
 
 router = APIRouter(tags=["chat"])
 
 
-def _turn(body, stream: bool) -> TurnRequest:
+def _turn(body, request: Request, stream: bool) -> TurnRequest:
     configurable = {"model": body.model} if body.model else {}
     return TurnRequest(body.sessionId, [HumanMessage(body.message)], configurable=configurable, stream=stream,
-                       project_id=body.projectId)
+                       project_id=body.projectId, owner=request_owner(request))
 
 
 def token_count(message: AIMessage, usage: dict | None) -> int:
@@ -55,7 +56,7 @@ async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep) -> Resp
 
 
 async def _chat(body: ChatRequest, request: Request, runtime: Runtime) -> JSONResponse:
-    _, final = await _first(runtime, _turn(body, stream=False))
+    _, final = await _first(runtime, _turn(body, request, stream=False))
     request.state.turn = final.meta
     message = final.message
     return JSONResponse({
@@ -70,7 +71,7 @@ async def _chat(body: ChatRequest, request: Request, runtime: Runtime) -> JSONRe
 @router.post("/chat/stream")
 async def chat_stream(body: ChatRequest, request: Request, runtime: RuntimeDep) -> StreamingResponse:
     """The same turn as server-sent events; the episode is stored before the `done` event."""
-    events, first = await _first(runtime, _turn(body, stream=True))
+    events, first = await _first(runtime, _turn(body, request, stream=True))
     request.state.turn = first.meta
     model = body.model or runtime.settings.inference_model
 

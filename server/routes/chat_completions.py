@@ -14,7 +14,7 @@ from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
 from server.openai_schemas import ChatCompletionRequest
 from server.runtime import Runtime
-from server.session_ids import derive_session_id, project_from_headers, session_from_headers
+from server.session_ids import derive_session_id, project_from_headers, request_owner, session_from_headers
 from server.turns import BadTurn, TurnEvent, TurnRequest
 
 router = APIRouter(tags=["openai"])
@@ -23,13 +23,14 @@ router = APIRouter(tags=["openai"])
 def _turn_request(body: ChatCompletionRequest, request: Request, stream: bool) -> TurnRequest:
     system = body.system_text()
     conversation = body.conversation()
+    owner = request_owner(request)
     session_id = session_from_headers(request.headers)
     if session_id is None:
         first_user = next((m.text for m in conversation if m.type == "human"), "")
-        session_id = derive_session_id(system, first_user)
+        session_id = derive_session_id(system, first_user, owner)
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
     return TurnRequest(session_id, conversation, system, tools, body.configurable(), stream,
-                       project_id=project_from_headers(request.headers))
+                       project_id=project_from_headers(request.headers), owner=owner)
 
 
 def _headers(session_id: str, meta: dict) -> dict[str, str]:

@@ -8,45 +8,56 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from memory.entities import Entity
-from memory.sessions import scope_of
-from server.deps import RuntimeDep
+from memory.sessions import scope_of, visible_to
+from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
-from server.routes.sessions import require_project
+from server.routes.sessions import require_own_project, require_project
 from server.runtime import Runtime
-from server.schemas import EntityCreate, EntityUpdate, entity_public
+from server.schemas import EntityCreate, EntityUpdate, entity_public, project_of_scope
 
 router = APIRouter(prefix="/entities", tags=["entities"])
 
 
-async def get_entity_or_404(runtime: Runtime, entity_id: str) -> Entity:
+async def scope_reachable(runtime: Runtime, scope: str, owner: str | None) -> bool:
+    """Whether an owner may see a memory scope: their own default scope, or one of their projects'."""
+    if owner is None or scope == scope_of(None, owner):
+        return True
+    project_id = project_of_scope(scope)
+    return bool(project_id) and visible_to(await asyncio.to_thread(runtime.deps.sessions.get_project, project_id),
+                                           owner)
+
+
+async def get_entity_or_404(runtime: Runtime, entity_id: str, owner: str | None = None) -> Entity:
+    """The entity; 404 if there is none, or (API_KEY_SCOPED_SESSIONS) it is in another key's scope."""
     entity = await asyncio.to_thread(runtime.deps.entities.get, entity_id)
-    if entity is None:
+    if entity is None or not await scope_reachable(runtime, entity.scope, owner):
         raise ApiError(404, f"No entity '{entity_id}'.", param="entityId")
     return entity
 
 
 @router.get("")
-async def list_entities(runtime: RuntimeDep, projectId: str | None = None) -> dict[str, Any]:
-    """A project's entities (without `projectId`: those of the shared default scope)."""
-    entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(projectId))
+async def list_entities(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None) -> dict[str, Any]:
+    """A project's entities (without `projectId`: those of the default scope, shared or the key's own)."""
+    await require_own_project(runtime, projectId, owner)
+    entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(projectId, owner))
     return {"entities": [entity_public(e) for e in entities]}
 
 
 @router.post("", status_code=201)
-async def create_entity(body: EntityCreate, runtime: RuntimeDep) -> dict[str, Any]:
+async def create_entity(body: EntityCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Create an entity, or update the one of the same name in that project."""
-    await require_project(runtime, body.projectId)
-    entity = await asyncio.to_thread(runtime.deps.admin.upsert_entity, scope_of(body.projectId), body.name,
+    await require_project(runtime, body.projectId, owner)
+    entity = await asyncio.to_thread(runtime.deps.admin.upsert_entity, scope_of(body.projectId, owner), body.name,
                                      body.type, body.notes)
     return entity_public(entity)
 
 
 @router.patch("/{entity_id}")
-async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep) -> dict[str, Any]:
+async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Edit `name`, `type` and/or `notes`: at least one of them."""
     if not body.model_fields_set:
         raise ApiError(400, "name, type or notes is required.", param="name")
-    entity = await get_entity_or_404(runtime, entity_id)
+    entity = await get_entity_or_404(runtime, entity_id, owner)
     try:
         updated = await asyncio.to_thread(runtime.deps.admin.update_entity, entity, body.name, body.type, body.notes)
     except Exception as exc:
@@ -57,7 +68,7 @@ async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep)
 
 
 @router.delete("/{entity_id}", status_code=204)
-async def delete_entity(entity_id: str, runtime: RuntimeDep) -> Response:
-    entity = await get_entity_or_404(runtime, entity_id)
+async def delete_entity(entity_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
+    entity = await get_entity_or_404(runtime, entity_id, owner)
     await asyncio.to_thread(runtime.deps.admin.delete_entity, entity)
     return Response(status_code=204)

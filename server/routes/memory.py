@@ -9,17 +9,20 @@ from fastapi import APIRouter
 
 from memory.hybrid import fuse
 from memory.sessions import scope_of
-from server.deps import RuntimeDep
+from server.deps import OwnerDep, RuntimeDep
+from server.routes.sessions import require_own_project
 from server.schemas import MemorySearchRequest, iso
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 
 
 @router.post("/search")
-async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep) -> dict[str, Any]:
-    """Hybrid (BM25 + vector) search of one project's episodes (or the shared default scope)."""
+async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+    """Hybrid (BM25 + vector) search of one project's episodes (or the default scope: shared, or with
+    API_KEY_SCOPED_SESSIONS the key's own)."""
+    await require_own_project(runtime, body.projectId, owner)
     deps = runtime.deps
-    scope = scope_of(body.projectId)
+    scope = scope_of(body.projectId, owner)
     candidates = max(body.k, runtime.settings.recall_candidates)
 
     def search():

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from memory.sessions import scope_of
-from server.deps import RuntimeDep
+from memory.sessions import scope_of, visible_to
+from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.routes.sessions import forget_session
 from server.runtime import Runtime
@@ -17,58 +17,61 @@ from server.schemas import ProjectCreate, ProjectUpdate, project_public, session
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-async def get_project_or_404(runtime: Runtime, project_id: str) -> dict:
+async def get_project_or_404(runtime: Runtime, project_id: str, owner: str | None = None) -> dict:
+    """The project's row; 404 if there is none, or (API_KEY_SCOPED_SESSIONS) it is another key's."""
     row = await asyncio.to_thread(runtime.deps.sessions.get_project, project_id)
-    if row is None:
+    if not visible_to(row, owner):
         raise ApiError(404, f"No project '{project_id}'.", param="projectId")
     return row
 
 
 @router.get("")
-async def list_projects(runtime: RuntimeDep) -> dict[str, Any]:
-    """All projects, newest first."""
-    return {"projects": [project_public(r) for r in await asyncio.to_thread(runtime.deps.sessions.list_projects)]}
+async def list_projects(runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+    """All projects (with API_KEY_SCOPED_SESSIONS: the key's own), newest first."""
+    rows = await asyncio.to_thread(runtime.deps.sessions.list_projects, owner)
+    return {"projects": [project_public(r) for r in rows]}
 
 
 @router.post("", status_code=201)
-async def create_project(body: ProjectCreate, runtime: RuntimeDep) -> dict[str, Any]:
+async def create_project(body: ProjectCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Create a project (`id` optional)."""
-    row = await asyncio.to_thread(runtime.deps.sessions.create_project, body.id, body.name, body.description)
+    row = await asyncio.to_thread(runtime.deps.sessions.create_project, body.id, body.name, body.description, owner)
     if row is None:
         raise ApiError(409, f"Project '{body.id}' already exists.", param="id")
     return project_public(row)
 
 
 @router.get("/{project_id}")
-async def get_project(project_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return project_public(await get_project_or_404(runtime, project_id))
+async def get_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+    return project_public(await get_project_or_404(runtime, project_id, owner))
 
 
 @router.get("/{project_id}/sessions")
-async def project_sessions(project_id: str, runtime: RuntimeDep, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+async def project_sessions(project_id: str, runtime: RuntimeDep, owner: OwnerDep, limit: int = 50,
+                           offset: int = 0) -> dict[str, Any]:
     """The project's sessions, most recently active first."""
-    await get_project_or_404(runtime, project_id)
+    await get_project_or_404(runtime, project_id, owner)
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, project_id, max(1, min(limit, 200)),
-                                          max(0, offset))
+                                          max(0, offset), owner)
     return {"sessions": [session_public(r) for r in rows], "total": total}
 
 
 @router.patch("/{project_id}")
-async def update_project(project_id: str, body: ProjectUpdate, runtime: RuntimeDep) -> dict[str, Any]:
+async def update_project(project_id: str, body: ProjectUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Rename a project and/or change its description: at least one of them."""
     if not body.model_fields_set:
         raise ApiError(400, "name or description is required.", param="name")
-    await get_project_or_404(runtime, project_id)
+    await get_project_or_404(runtime, project_id, owner)
     kwargs = {"description": body.description} if "description" in body.model_fields_set else {}
     row = await asyncio.to_thread(runtime.deps.sessions.update_project, project_id, body.name, **kwargs)
     return project_public(row)
 
 
 @router.delete("/{project_id}", status_code=204)
-async def delete_project(project_id: str, runtime: RuntimeDep, cascade: bool = False) -> Response:
+async def delete_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep, cascade: bool = False) -> Response:
     """Delete a project. Refused (409) while it has sessions, unless `?cascade=true`: then its sessions,
     their checkpoints, episodes and vectors, and the project's entities go with it."""
-    row = await get_project_or_404(runtime, project_id)
+    row = await get_project_or_404(runtime, project_id, owner)
     if row["session_count"] and not cascade:
         raise ApiError(409, f"Project '{project_id}' has {row['session_count']} session(s): delete them, or "
                        "repeat with ?cascade=true to delete them with the project.", param="cascade")

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from langchain_core.messages import AIMessage, ToolMessage
 
-from memory.sessions import scope_of
-from server.deps import RuntimeDep
+from memory.sessions import scope_of, visible_to
+from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
 from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
@@ -17,16 +17,25 @@ from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, ses
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 
-async def get_session_or_404(runtime: Runtime, session_id: str) -> dict:
+async def get_session_or_404(runtime: Runtime, session_id: str, owner: str | None = None) -> dict:
+    """The session's row; 404 if there is none, or (API_KEY_SCOPED_SESSIONS) it is another key's."""
     row = await asyncio.to_thread(runtime.deps.sessions.get, session_id)
-    if row is None:
+    if not visible_to(row, owner):
         raise ApiError(404, f"No session '{session_id}'.", param="sessionId")
     return row
 
 
-async def require_project(runtime: Runtime, project_id: str | None) -> None:
-    if project_id and await asyncio.to_thread(runtime.deps.sessions.get_project, project_id) is None:
+async def require_project(runtime: Runtime, project_id: str | None, owner: str | None = None) -> None:
+    """404 unless the project exists (and is this owner's)."""
+    if project_id and not visible_to(await asyncio.to_thread(runtime.deps.sessions.get_project, project_id), owner):
         raise ApiError(404, f"No project '{project_id}': create it with POST /projects first.", param="projectId")
+
+
+async def require_own_project(runtime: Runtime, project_id: str | None, owner: str | None) -> None:
+    """With an owner, 404 unless the project is theirs; without one, nothing is checked (an unknown project
+    just has no memory)."""
+    if owner is not None:
+        await require_project(runtime, project_id, owner)
 
 
 def message_public(message: Any) -> dict[str, Any]:
@@ -42,28 +51,28 @@ def message_public(message: Any) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_sessions(runtime: RuntimeDep, projectId: str | None = None,
+async def list_sessions(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
                         offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     """Sessions, most recently active first; `projectId` filters by project."""
-    rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset)
+    rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset, owner)
     return {"sessions": [session_public(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
 @router.post("", status_code=201)
-async def create_session(body: SessionCreate, runtime: RuntimeDep) -> dict[str, Any]:
+async def create_session(body: SessionCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Create a session ahead of use (optional: chat routes create sessions on first use)."""
-    await require_project(runtime, body.projectId)
-    row = await asyncio.to_thread(runtime.deps.sessions.create, body.id, body.name, body.projectId)
+    await require_project(runtime, body.projectId, owner)
+    row = await asyncio.to_thread(runtime.deps.sessions.create, body.id, body.name, body.projectId, owner)
     if row is None:
         raise ApiError(409, f"Session '{body.id}' already exists.", param="id")
     return session_public(row)
 
 
 @router.get("/{session_id}")
-async def get_session(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_session(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """One session with its summary and counts."""
-    row = await get_session_or_404(runtime, session_id)
+    row = await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.ids_by_scope, session_id)
     return {**session_public(row), "summary": state.values.get("summary") or None,
@@ -72,22 +81,22 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/{session_id}/messages")
-async def get_messages(session_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_messages(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """The conversation as the checkpoint holds it (older turns live on in the summary)."""
-    await get_session_or_404(runtime, session_id)
+    await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     return {"sessionId": session_id, "summary": state.values.get("summary") or None,
             "messages": [message_public(m) for m in state.values.get("messages", [])]}
 
 
 @router.get("/{session_id}/memory")
-async def get_memory(session_id: str, runtime: RuntimeDep,
+async def get_memory(session_id: str, runtime: RuntimeDep, owner: OwnerDep,
                      limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
     """What the assistant remembers of this session: summary, recent episodes, the project's entities."""
-    row = await get_session_or_404(runtime, session_id)
+    row = await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.for_session, session_id, limit)
-    entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(row["project_id"]))
+    entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(row["project_id"], row.get("owner")))
     return {
         "sessionId": session_id,
         "projectId": row["project_id"],
@@ -98,15 +107,15 @@ async def get_memory(session_id: str, runtime: RuntimeDep,
 
 
 @router.patch("/{session_id}")
-async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeDep) -> dict[str, Any]:
+async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
     """Rename (`name`) and/or move (`projectId`, null for none) a session: at least one of them."""
     name_given = body.name is not None and body.name.strip() != ""
     project_given = "projectId" in body.model_fields_set
     if not name_given and not project_given:
         raise ApiError(400, "name or projectId is required.", param="name")
-    row = await get_session_or_404(runtime, session_id)
+    row = await get_session_or_404(runtime, session_id, owner)
     if project_given and body.projectId != row["project_id"]:
-        await require_project(runtime, body.projectId)
+        await require_project(runtime, body.projectId, owner)
         await runtime.turns.locks.acquire(session_id)  # not while a turn of it is running
         try:
             await asyncio.to_thread(runtime.deps.admin.move_session, session_id, body.projectId)
@@ -115,7 +124,7 @@ async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeD
         runtime.deps.indexer.schedule()
     if name_given:
         await asyncio.to_thread(runtime.deps.sessions.update, session_id, body.name.strip())
-    return session_public(await get_session_or_404(runtime, session_id))
+    return session_public(await get_session_or_404(runtime, session_id, owner))
 
 
 async def forget_session(runtime: Runtime, session_id: str) -> None:
@@ -129,8 +138,8 @@ async def forget_session(runtime: Runtime, session_id: str) -> None:
 
 
 @router.delete("/{session_id}", status_code=204)
-async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
+async def delete_session(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> Response:
     """Delete a session and everything remembered from it."""
-    await get_session_or_404(runtime, session_id)
+    await get_session_or_404(runtime, session_id, owner)
     await forget_session(runtime, session_id)
     return Response(status_code=204)

@@ -9,23 +9,26 @@ routes, so a session is one conversation whichever door it comes through.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
 from langchain_core.messages import AIMessageChunk, AnyMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langserve import add_routes
 from pydantic import BaseModel, Field
 
-from server.errors import inference_error
+from server.errors import ApiError, inference_error
 from server.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
-from server.turns import TurnRequest, check_reachable
+from server.turns import BadTurn, TurnEvent, TurnRequest, busy_error, check_reachable
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
              "input_schema", "output_schema", "config_schema")
+STREAM_ENDPOINTS = ("stream", "stream_events")
 INFERENCE_KEYS = ("model", "temperature", "max_tokens", "top_p", "stop")
 
 
@@ -59,7 +62,8 @@ async def _client_thread_id(request: Request) -> str | None:
 
 async def per_request_config(config: dict[str, Any], request: Request) -> dict[str, Any]:
     """The session comes from the server side: a header, the client's thread_id, or a fresh id; the owner
-    from the API key. Another key's session is refused here, before a stream's response starts (404)."""
+    from the API key. A session that is busy (reject mode) or another key's is refused here, before a
+    stream's response starts, so the client gets a plain 409 or 404."""
     session = session_from_headers(request.headers)
     if session is None and request.method == "POST":
         session = await _client_thread_id(request)
@@ -76,11 +80,22 @@ async def per_request_config(config: dict[str, Any], request: Request) -> dict[s
 
 
 async def _refuse_early(runtime: Any, configurable: dict[str, Any]) -> None:
-    """The turn's own ownership check, run ahead (the turn repeats it)."""
+    """The turn's own checks, run ahead (the turn repeats them: a race still ends in an `error` event)."""
     session_id, owner = configurable["thread_id"], configurable["owner"]
     if owner is not None:
         await asyncio.to_thread(check_reachable, runtime.deps.sessions, session_id, configurable.get("project_id"),
                                 owner)
+    if runtime.turns.reject_busy and runtime.turns.locks.held(session_id):
+        raise busy_error(session_id)
+
+
+async def _turn_events(runtime: Any, turn: TurnRequest) -> AsyncIterator[TurnEvent]:
+    """The turn's events; a request that cannot make a turn is a 400 (ApiErrors pass as they are)."""
+    try:
+        async for event in runtime.turns.events(turn):
+            yield event
+    except BadTurn as exc:
+        raise ApiError(400, str(exc), param="messages") from exc
 
 
 def make_agent_runnable(app: FastAPI) -> RunnableLambda:
@@ -100,11 +115,11 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
             project_id=configurable.get("project_id"),
             owner=configurable.get("owner"),
         )
-        async for event in runtime.turns.events(turn):
+        async for event in _turn_events(runtime, turn):
             if event.kind == "text":
                 yield AIMessageChunk(content=event.text)
             elif event.kind == "error":
-                raise RuntimeError(inference_error(event.error, runtime.settings.inference_base_url).message)
+                raise inference_error(event.error, runtime.settings.inference_base_url)
             else:
                 message = event.message
                 calls = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
@@ -127,3 +142,43 @@ def install_langserve(app: FastAPI, path: str = "/agent") -> None:
         per_req_config_modifier=per_request_config,
         enabled_endpoints=list(ENDPOINTS),
     )
+    streams = {f"{path}/{name}" for name in STREAM_ENDPOINTS} | {f"{path}/c/{{config_hash}}/{name}"
+                                                               for name in STREAM_ENDPOINTS}
+    for i, route in enumerate(app.router.routes):  # the serving routes; the documented twins never run
+        if isinstance(route, APIRoute) and route.path in streams and not route.include_in_schema:
+            app.router.routes[i] = APIRoute(route.path, _api_errors_in_stream(route.endpoint), methods=route.methods,
+                                            name=route.name, include_in_schema=False, dependencies=route.dependencies)
+
+
+def _api_errors_in_stream(endpoint: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """LangServe ends a failed stream with `event: error` and status 500 whatever failed, then re-raises
+    (a second, "response already started" error in the log). Here an ApiError's event carries its own status
+    and message (409 session_busy, 404, 502...), and the error ends the stream instead of escaping it."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(*args: Any, **kwargs: Any) -> Any:
+        response = await endpoint(*args, **kwargs)
+        response.body_iterator = _with_api_errors(response.body_iterator)
+        return response
+
+    return wrapped
+
+
+async def _with_api_errors(events: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    """Hold back LangServe's error event until the exception behind it is known."""
+    held = None
+    try:
+        async for event in events:
+            if isinstance(event, dict) and event.get("event") == "error":
+                held = event  # LangServe raises the cause next
+                continue
+            yield event
+    except ApiError as exc:
+        yield {"event": "error", "data": json.dumps({"status_code": exc.status, "message": exc.message})}
+        return
+    except Exception:
+        if held is not None:
+            yield held
+        raise
+    if held is not None:
+        yield held

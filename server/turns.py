@@ -105,6 +105,12 @@ def new_messages(history_known: bool, messages: list[BaseMessage]) -> list[BaseM
     return messages
 
 
+def busy_error(session_id: str) -> ApiError:
+    """409 for a second turn on a session mid-turn, with DOUBLE_TEXTING=reject."""
+    return ApiError(409, f"Session '{session_id}' is answering another message; retry when it is done "
+                    "(DOUBLE_TEXTING=queue waits instead).", code="session_busy")
+
+
 def unreachable_session(session_id: str) -> ApiError:
     """404 for a session another API key owns (API_KEY_SCOPED_SESSIONS); whose it is, is not said."""
     return ApiError(404, f"No session '{session_id}' is reachable with this API key; use another session id.",
@@ -188,8 +194,7 @@ class TurnRunner:
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
                                     request.owner)
         if self.reject_busy and self.locks.held(request.session_id):
-            raise ApiError(409, f"Session '{request.session_id}' is answering another message; retry when it is "
-                           "done (DOUBLE_TEXTING=queue waits instead).", code="session_busy")
+            raise busy_error(request.session_id)
         await self.locks.acquire(request.session_id)
         queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         try:

@@ -42,7 +42,8 @@ def drain(client) -> None:
 
 
 def turn(client, key: dict, text: str, session: str | None = None, project: str | None = None):
-    headers = {**key, **({"X-Session-Id": session} if session else {}), **({"X-Project-Id": project} if project else {})}
+    headers = {**key, **({"X-Session-Id": session} if session else {})}
+    headers.update({"X-Project-Id": project} if project else {})
     return client.post("/v1/chat/completions", headers=headers, json={"messages": [{"role": "user", "content": text}]})
 
 
@@ -70,7 +71,8 @@ def test_another_keys_project_is_404_and_unlisted(client):
     assert client.post("/sessions", headers=A, json={"id": "in-pa", "projectId": "pa"}).status_code == 201
     assert client.post("/sessions", headers=B, json={"id": "b-own"}).status_code == 201
     for method, path, body in (("GET", "/projects/pa", None), ("GET", "/projects/pa/sessions", None),
-                               ("PATCH", "/projects/pa", {"name": "Taken"}), ("DELETE", "/projects/pa?cascade=true", None),
+                               ("PATCH", "/projects/pa", {"name": "Taken"}),
+                               ("DELETE", "/projects/pa?cascade=true", None),
                                ("POST", "/sessions", {"id": "b-in-pa", "projectId": "pa"}),
                                ("PATCH", "/sessions/b-own", {"projectId": "pa"}),
                                ("GET", "/entities?projectId=pa", None),

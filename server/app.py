@@ -12,7 +12,7 @@ from server.errors import install_error_handlers
 from server.langserve_routes import install_langserve
 from server.metrics import Metrics
 from server.middleware import ApiKeys, BodyLimit, RequestLog
-from server.routes import chat, chat_completions, entities, health, memory, models, projects, sessions
+from server.routes import chat, chat_completions, entities, health, memory, messages, models, projects, sessions
 from server.routes import metrics as metrics_routes
 from server.runtime import Runtime
 from server.settings import Settings
@@ -42,12 +42,15 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     install_error_handlers(app)
     # Outermost first: ids and logs see everything, then size, then keys and rate (before any body is read).
     app.add_middleware(ApiKeys, keys=settings.api_key_list, per_minute=settings.rate_limit_per_minute)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    # Claude Code resends the whole conversation on every call: the Messages API has its own, larger limit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes,
+                       limits={"/v1/messages": (settings.anthropic_max_request_bytes, "ANTHROPIC_MAX_REQUEST_BYTES")})
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
-    for module in (health, metrics_routes, chat_completions, models, chat, sessions, projects, entities, memory):
+    for module in (health, metrics_routes, chat_completions, messages, models, chat, sessions, projects,
+                   entities, memory):
         app.include_router(module.router)
     install_langserve(app)
     return app

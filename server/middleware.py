@@ -14,15 +14,15 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import ApiError
+from server.errors import ApiError, error_body
 from server.metrics import Metrics
 
 access_log = logging.getLogger("orchestrator.access")
 OPEN_PATHS = ("/health",)
 
 
-async def _reject(send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(error.body()).encode()
+async def _reject(scope: Scope, send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(error_body(scope["path"], error)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": error.status, "headers": raw})
@@ -78,6 +78,7 @@ class RequestLog:
             self.metrics.request_latency.labels(route, scope["method"]).observe(elapsed)
             turn = scope["state"].get("turn") or {}
             usage = turn.get("usage") or {}
+            prompt = turn.get("prompt") or {}
             access_log.info("request", extra={"fields": {
                 "request_id": request_id, "method": scope["method"], "route": route, "path": scope["path"],
                 "status": status, "latency_ms": round(elapsed * 1000, 2),
@@ -85,24 +86,29 @@ class RequestLog:
                 "recall_degraded": bool(turn.get("recall_degraded")) or info.get("x-recall-degraded") == "true",
                 "recall_ms": turn.get("recall_ms"), "inference_ms": turn.get("inference_ms"),
                 "tokens_in": usage.get("input_tokens"), "tokens_out": usage.get("output_tokens"),
+                "prompt_tokens_offered": prompt.get("tokens_offered"), "prompt_tokens_sent": prompt.get("tokens_sent"),
+                "prompt_trimmed": prompt.get("trimmed") or None,
             }})
 
 
 class BodyLimit:
-    """413 for a body over `max_bytes`, whether announced by Content-Length or not."""
+    """413 for a body over `max_bytes` (or the limit of its path prefix in `limits`), whether announced by
+    Content-Length or not."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.limits = limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_big = ApiError(413, f"Request body over {self.max_bytes} bytes (MAX_REQUEST_BYTES).",
-                           code="request_too_large")
+        max_bytes, setting = next(((n, name) for prefix, (n, name) in self.limits.items()
+                                   if scope["path"].startswith(prefix)), (self.max_bytes, "MAX_REQUEST_BYTES"))
+        too_big = ApiError(413, f"Request body over {max_bytes} bytes ({setting}).", code="request_too_large")
         declared = _header(scope, b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _reject(send, too_big)
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            return await _reject(scope, send, too_big)
         received, answered = 0, False
 
         async def counted() -> Message:
@@ -114,9 +120,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     answered = True
-                    await _reject(send, too_big)
+                    await _reject(scope, send, too_big)
                     return {"type": "http.disconnect"}
             return message
 
@@ -172,7 +178,7 @@ class ApiKeys:
         if self.digests:
             key = self._key_index(scope)
             if key is None:
-                return await _reject(send, ApiError(
+                return await _reject(scope, send, ApiError(
                     401, "Missing or invalid API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                     code="invalid_api_key"), {"WWW-Authenticate": "Bearer"})
             identity = f"key:{key}"
@@ -182,7 +188,7 @@ class ApiKeys:
             identity = f"addr:{(scope.get('client') or ('?',))[0]}"
         wait = self._allow(identity)
         if wait:
-            return await _reject(send, ApiError(
+            return await _reject(scope, send, ApiError(
                 429, f"Rate limit of {self.per_minute} requests a minute reached (RATE_LIMIT_PER_MINUTE).",
                 code="rate_limited"), {"Retry-After": str(max(1, math.ceil(wait)))})
         await self.app(scope, receive, send)

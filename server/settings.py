@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    anthropic_max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024,
+                                             description="Larger bodies on /v1/messages get 413 (as Anthropic's).")
     max_message_chars: int = Field(100_000, ge=100, description="Longer messages get 400.")
     double_texting: Literal["queue", "reject"] = Field("queue", description="A 2nd turn on a busy session.")
     api_keys: str = Field("", description="Comma-separated keys; set: required on every route but /health.")

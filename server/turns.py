@@ -186,10 +186,6 @@ class TurnRunner:
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`."""
-        for message in request.messages:
-            if len(message.text) > self.max_message_chars:
-                raise BadTurn(f"a message has {len(message.text)} characters; at most {self.max_message_chars} "
-                              "are accepted (MAX_MESSAGE_CHARS)")
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
                                     request.owner)
@@ -204,6 +200,12 @@ class TurnRunner:
                                        "scope": scope_of(session["project_id"], session.get("owner"))}}
             state = await self._repaired_state(config)
             fresh = new_messages(bool(state.values.get("messages")), request.messages)
+            # New messages only: clients that resend the whole history (Anthropic's API, Claude Code) must not
+            # be locked out by a long message the session already holds.
+            for message in fresh:
+                if len(message.text) > self.max_message_chars:
+                    raise BadTurn(f"a message has {len(message.text)} characters; at most "
+                                  f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
         except BaseException:
             self.locks.release(request.session_id)
             raise
@@ -249,6 +251,8 @@ class TurnRunner:
                         self.metrics.recall_latency.observe(elapsed)
                         if meta["recall_degraded"]:
                             self.metrics.recall_degraded.inc()
+                    elif node == "assemble":
+                        meta["prompt"] = update.get("prompt_stats")
                     elif node == "infer" and update.get("raw_output") is not None:
                         raw = update["raw_output"]
                         meta["usage"] = raw.usage_metadata

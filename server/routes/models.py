@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,20 @@ async def node_models(runtime: Runtime) -> list[dict[str, Any]]:
 
 @router.get("/v1/models")
 async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    """Proxy the node's `/models` list (OpenAI shape)."""
-    return {"object": "list", "data": await node_models(runtime)}
+    """The node's `/models` list, readable by OpenAI and Anthropic clients alike: OpenAI's `object`,
+    `created`, `owned_by` and Anthropic's `type`, `display_name`, `created_at`, `has_more` in one body.
+    Any of these ids can be passed as `model` (Claude Code: `--model <id>` or `ANTHROPIC_MODEL`)."""
+    data = [_both_shapes(m) for m in await node_models(runtime)]
+    return {"object": "list", "data": data, "has_more": False,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+def _both_shapes(model: dict[str, Any]) -> dict[str, Any]:
+    created = int(model.get("created") or 0)
+    stamp = datetime.fromtimestamp(created, tz=UTC).isoformat().replace("+00:00", "Z")
+    return {**model, "object": model.get("object", "model"), "created": created,
+            "owned_by": model.get("owned_by", "inference-node"), "type": "model",
+            "display_name": model.get("display_name") or model["id"], "created_at": stamp}
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:

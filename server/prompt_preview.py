@@ -1,0 +1,35 @@
+"""The prompt a turn would send, memory included, without inference and without storing anything
+(for `POST /v1/messages/count_tokens`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from memory.sessions import scope_of
+from nodes.assemble import make_assemble
+from nodes.recall import make_recall
+from server.runtime import Runtime
+from server.turns import TurnRequest, check_reachable, new_messages
+
+
+async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:
+    """`{"prompt": [...], "prompt_stats": {...}}` as recall and assemble would build them now.
+
+    Reads the session's checkpoint and memory only; a session that does not exist yet is not created.
+    Another key's session or project is a 404 (API_KEY_SCOPED_SESSIONS), as for a turn.
+    """
+    deps = runtime.deps
+    await asyncio.to_thread(check_reachable, deps.sessions, turn.session_id, turn.project_id, turn.owner)
+    session = await asyncio.to_thread(deps.sessions.get, turn.session_id)
+    project = session["project_id"] if session else turn.project_id
+    owner = session.get("owner") if session else turn.owner
+    config = {"configurable": {**turn.configurable, "thread_id": turn.session_id, "scope": scope_of(project, owner)}}
+    values: dict[str, Any] = dict((await runtime.turns.graph.aget_state(config)).values) if session else {}
+    history = list(values.get("messages") or [])
+    values["messages"] = history + new_messages(bool(history), list(turn.messages))
+    values["tools"] = turn.tools or []
+    if turn.system is not None:
+        values["system"] = turn.system
+    values.update(await make_recall(deps)(values, config))
+    return await make_assemble(deps)(values, config)

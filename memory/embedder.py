@@ -6,6 +6,7 @@ import importlib.util
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 DIMENSIONS = 384
@@ -36,6 +37,10 @@ class Embedder:
         # text at a time and steps aside while a query is waiting for the model.
         self._count_lock = threading.Lock()
         self._queries_waiting = 0
+        # The last queries' vectors: the indexer reuses the turn's query vector for its episode
+        # (EPISODE_EMBEDDING=message), so a turn costs one embedding, not two.
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
+        self.recent_size = 256
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on first use)."""
@@ -82,14 +87,30 @@ class Embedder:
                 self._queries_waiting -= 1
 
     def embed_one(self, text: str) -> list[float]:
-        """Embed one text (a query)."""
-        return self.embed([text])[0]
+        """Embed one text (a query); its vector is remembered for a while (`recent`)."""
+        vector = self.embed([text])[0]
+        with self._count_lock:
+            self._recent[text] = vector
+            self._recent.move_to_end(text)
+            while len(self._recent) > self.recent_size:
+                self._recent.popitem(last=False)
+        return vector
+
+    def recent(self, text: str) -> list[float] | None:
+        """The vector of a text embedded as a query lately, if it still is remembered."""
+        with self._count_lock:
+            return self._recent.get(text)
 
     def embed_background(self, texts: list[str]) -> list[list[float]]:
-        """Embed texts for indexing, one at a time, stepping aside while a query waits."""
+        """Embed texts for indexing, one at a time, stepping aside while a query waits; texts embedded as
+        queries lately are not embedded again."""
         self.load()
         out: list[list[float]] = []
         for text in texts:
+            known = self.recent(text)
+            if known is not None:
+                out.append(known)
+                continue
             while self._queries_waiting:
                 time.sleep(0.002)
             with self._lock:

@@ -67,6 +67,7 @@ class StoredEpisode:
     ai_msg_id: str | None
     created_at: float
     score: float = 0.0
+    user_text: str = ""
 
 
 def _stored(row, score: float = 0.0) -> StoredEpisode:
@@ -78,6 +79,7 @@ def _stored(row, score: float = 0.0) -> StoredEpisode:
         ai_msg_id=row["ai_msg_id"],
         created_at=row["created_at"],
         score=score,
+        user_text=row["user_text"],
     )
 
 

@@ -95,7 +95,7 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
         sessions=sessions,
         vectors=vectors,
         embedder=embedder,
-        indexer=Indexer(episodes, vectors, embedder),
+        indexer=Indexer(episodes, vectors, embedder, by=settings.episode_embedding),
         entities=entities,
         admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
         idempotency=IdempotencyStore(db),
@@ -167,6 +167,10 @@ class Runtime:
             raise
         conn = await aiosqlite.connect(settings.checkpoints_path)
         await conn.execute("PRAGMA busy_timeout=5000")
+        # As memory.db: WAL with synchronous=NORMAL survives a killed process (kill -9 tests it); only an OS
+        # crash or power loss can drop the last commits. FULL would fsync each of a turn's ~13 commits.
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         graph = build_graph(deps).compile(checkpointer=saver)

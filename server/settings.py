@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     recall_lexical_weight: float = Field(0.7, ge=0, description="Weight of BM25 ranks in the fusion.")
     recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
+    episode_embedding: Literal["message", "exchange"] = Field(
+        "message", description="An episode's vector: its user message's (reused from recall: one embedding a "
+        "turn) or the whole exchange's (a second, longer embedding a turn).")
     entity_top_k: int = Field(5, ge=0, le=20, description="Known entities placed in the prompt at most.")
     entity_threshold: float = Field(0.35, ge=-1, le=1, description="Min cosine similarity of an entity hit.")
     models_manifest_path: Path | None = Field(None, description="models.json for GET /models, read per request.")

@@ -100,6 +100,37 @@ async def test_unindexed_episodes_are_indexed_after_a_restart(tmp_path, embedder
     vectors.close()
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("by", ["message", "exchange"])
+async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, tmp_path, embedder, by):
+    vectors = VectorIndex(tmp_path / "chroma")
+    encoded: list[str] = []
+    original = embedder._encode
+
+    def counting(texts):
+        encoded.extend(texts)
+        return original(texts)
+
+    embedder._encode = counting
+    try:
+        query = f"Where does the {by} backup run every night?"
+        query_vector = embedder.embed_one(query)  # what recall does with the turn's message
+        store.add(Episode("s1", "default", query, "On the NAS.", ai_msg_id="ai1"))
+        indexer = Indexer(store, vectors, embedder, by=by)
+        indexer.schedule()
+        await indexer.drain()
+    finally:
+        embedder._encode = original
+    episode_id = store.for_session("s1")[0].id
+    if by == "message":
+        assert encoded == [query]  # the query's vector was reused for the episode
+        assert vectors.query("default", query_vector, 1)[0].id == episode_id
+        assert vectors.query("default", query_vector, 1)[0].similarity > 0.999
+    else:
+        assert len(encoded) == 2 and encoded[0] == query and "On the NAS." in encoded[1]  # the whole exchange
+    vectors.close()
+
+
 def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path):
     vectors = VectorIndex(tmp_path / "chroma")
     vectors.add("default", ["a"], [[1.0] + [0.0] * 383], ["A"])

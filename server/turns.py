@@ -231,8 +231,13 @@ class TurnRunner:
         delivered = False
         streamed = ""
         modes = ["updates", "messages"] if request.stream else ["updates"]
+        stored = False
         try:
-            async for mode, chunk in self.graph.astream(graph_input, config, stream_mode=modes):
+            # Two runs, one checkpoint each: recall → … → persist, whose checkpoint holds the whole turn
+            # before the reply goes out; then summarise, after it. Saving after every node instead (the
+            # default) cost five more writes of the whole state per turn, on the reply's path.
+            async for mode, chunk in self.graph.astream(graph_input, config, stream_mode=modes,
+                                                        interrupt_after=["persist"], durability="exit"):
                 if mode == "messages":
                     message, info = chunk
                     if info.get("langgraph_node") == "infer" and isinstance(message, AIMessageChunk):
@@ -264,17 +269,21 @@ class TurnRunner:
                         final = update["messages"][-1]
                         added.append(final.id)
                     elif node == "persist" and final is not None:
-                        # What the stream could not show as it came (a reply that ignored the contract).
-                        rest = final.text[len(streamed):] if final.text.startswith(streamed) else ""
-                        if request.stream and rest:
-                            queue.put_nowait(TurnEvent("text", rest, meta=meta))
-                        queue.put_nowait(TurnEvent("final", message=final, meta=meta))
-                        delivered = True
-                        self.metrics.turns.labels("ok").inc()
-                        if name_after:  # fire-and-forget, outside this run's callbacks
-                            first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
-                            self._spawn(name_session(self.deps, request.session_id, first_user, final.text),
-                                        context=contextvars.Context())
+                        stored = True
+            if stored:  # the first run's checkpoint is written: the turn is safe, the reply goes out
+                # What the stream could not show as it came (a reply that ignored the contract).
+                rest = final.text[len(streamed):] if final.text.startswith(streamed) else ""
+                if request.stream and rest:
+                    queue.put_nowait(TurnEvent("text", rest, meta=meta))
+                queue.put_nowait(TurnEvent("final", message=final, meta=meta))
+                delivered = True
+                self.metrics.turns.labels("ok").inc()
+                if name_after:  # fire-and-forget, outside this run's callbacks
+                    first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
+                    self._spawn(name_session(self.deps, request.session_id, first_user, final.text),
+                                context=contextvars.Context())
+                async for _ in self.graph.astream(None, config, stream_mode="updates", durability="exit"):
+                    pass  # summarise
         except Exception as exc:
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)

@@ -115,3 +115,17 @@ def test_unreachable_inference_node_gives_502_naming_the_url_and_leaves_the_sess
         assert runtime.deps.episodes.count() == 0
         r = client.get("/v1/models")
         assert r.status_code == 502 and "INFERENCE_BASE_URL" in r.json()["error"]["message"]
+
+
+def test_the_rolling_summary_runs_after_the_reply_in_its_own_run(settings):
+    settings.summary_trigger_messages, settings.recent_messages = 4, 2
+    model = FakeChatModel([contract(f"reply {i}") for i in range(40)])
+    with TestClient(create_app(settings, chat_model=model)) as client:
+        for i in range(4):
+            assert chat(client, f"message {i}", headers={"X-Session-Id": "sum-1"}).status_code == 200
+        session = client.get("/sessions/sum-1").json()  # waits for the session's runs to settle
+        assert session["summary"]
+        assert session["messageCount"] < 8  # older messages were folded into the summary
+        assert client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "again"}]},
+                           headers={"X-Session-Id": "sum-1"}).status_code == 200
+        assert session["summary"] in "\n".join(str(m.content) for m in model.prompts[-1])

@@ -126,3 +126,24 @@ async def test_a_broken_vector_store_degrades_recall_but_not_the_turn(settings, 
     assert state.values["recalled"]["degraded"] is True
     assert "chroma is gone" in state.values["recalled"]["error"]
     assert "Calypso" in model.prompt_text(-1).split("Here are some relevant memories")[1]  # BM25 still recalls
+
+
+@pytest.mark.anyio
+async def test_a_turn_cut_between_its_two_runs_is_kept_and_settled(settings, compiled):
+    """TurnRunner runs recall → persist (one checkpoint), replies, then summarise. A process that dies in
+    between leaves the stored turn with summarise pending: the next turn keeps it and carries on."""
+    from server.turns import TurnRequest, TurnRunner
+
+    model = FakeChatModel([contract("first reply"), contract("second reply")])
+    deps, graph = await compiled(model)
+    async for _ in graph.astream({"messages": [HumanMessage("first", id="u1")]}, cfg("cut"),
+                                 interrupt_after=["persist"], durability="exit"):
+        pass  # the process "dies" here: no second run
+    assert (await graph.aget_state(cfg("cut"))).next == ("summarise",)
+    runner = TurnRunner(graph, deps)
+    events = [e async for e in runner.events(TurnRequest("cut", [HumanMessage("second")]))]
+    assert events[-1].kind == "final" and events[-1].message.text == "second reply"
+    await runner.drain()
+    state = await graph.aget_state(cfg("cut"))
+    assert [m.text for m in state.values["messages"]] == ["first", "first reply", "second", "second reply"]
+    assert state.next == ()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from memory.db import Database
-from memory.text import match_expression, scope_token
+from memory.text import match_expression, query_terms, scope_token
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -113,10 +113,37 @@ class EpisodeStore:
                 (cur.lastrowid, scope_token(episode.scope), episode.document),
             )
 
+    common_share = 0.25
+    """A word in more than this share of all episodes is left out of the search."""
+    prune_from = 5000
+    """Stores with fewer episodes are searched with every word (they are fast whatever the words)."""
+
+    def informative_terms(self, terms: list[str]) -> list[str]:
+        """`terms` without those in more than `common_share` of the episodes: BM25 gives such a word next to
+        no weight, yet OR-ing it in makes FTS5 score most of the store (measured at 100k episodes: a
+        13-word chat message 125 ms, 27 ms without its 5 ubiquitous words)."""
+        newest = self.db.query("SELECT max(seq) AS n FROM episodes")[0]["n"] or 0
+        if newest < self.prune_from:
+            return terms
+        # Counted among the newest `prune_from` episodes: a bounded cost, and what people talk about now.
+        since, cap = newest - self.prune_from, int(self.prune_from * self.common_share)
+        kept = []
+        for term in terms:
+            found = self.db.query(
+                "SELECT count(*) AS n FROM (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ? AND rowid > ?"
+                " LIMIT ?)", ('document:"' + term.replace('"', '""') + '"', since, cap),
+            )[0]["n"]
+            if found < cap:
+                kept.append(term)
+        return kept
+
     def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
-        """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH)."""
-        expression = match_expression(scope, text)
-        if expression is None or limit <= 0:
+        """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words
+        that most episodes contain are left out; if only such words are left, there are no hits."""
+        if limit <= 0:
+            return []
+        expression = match_expression(scope, text, self.informative_terms(query_terms(text)))
+        if expression is None:
             return []
         rows = self.db.query(
             "SELECT e.*, hits.score AS score FROM ("

@@ -36,9 +36,10 @@ def query_terms(text: str, limit: int = 24) -> list[str]:
     return list(seen)
 
 
-def match_expression(scope: str, text: str) -> str | None:
-    """The FTS5 expression `scope_token:sXXXX AND ("w1" OR "w2" ...)`, or None when no content word is left."""
-    terms = query_terms(text)
+def match_expression(scope: str, text: str, terms: list[str] | None = None) -> str | None:
+    """The FTS5 expression `scope_token:sXXXX AND ("w1" OR "w2" ...)` (of `terms`, by default the content
+    words of `text`), or None when no content word is left."""
+    terms = query_terms(text) if terms is None else terms
     if not terms:
         return None
     words = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)

@@ -28,8 +28,22 @@ chat_bodies = st.fixed_dictionaries({}, optional={
 seed_bodies = st.fixed_dictionaries({}, optional={
     "sessionId": st.text(max_size=20) | json_values, "message": st.text(max_size=20) | json_values,
     "projectId": json_values, "model": json_values})
+blocks = st.lists(st.fixed_dictionaries({"type": st.sampled_from(
+    ["text", "tool_use", "tool_result", "image", "thinking", "document", "", 3, None])}, optional={
+    "text": st.text(max_size=20) | json_values, "id": json_values, "name": json_values, "input": json_values,
+    "tool_use_id": st.text(max_size=8) | json_values, "content": st.text(max_size=20) | json_values,
+    "is_error": json_values}), max_size=3)
+anthropic_messages = st.lists(st.fixed_dictionaries({"role": roles}, optional={
+    "content": st.text(max_size=30) | blocks | json_values}), max_size=4)
+anthropic_bodies = st.fixed_dictionaries({}, optional={
+    "model": st.just("claude-x") | json_values, "max_tokens": st.integers(-5, 100) | json_values,
+    "messages": anthropic_messages | json_values, "system": st.text(max_size=20) | blocks | json_values,
+    "tools": json_values, "tool_choice": json_values, "stream": json_values, "metadata": json_values,
+    "temperature": json_values, "stop_sequences": json_values,
+})
 ROUTES = [("/v1/chat/completions", chat_bodies), ("/chat", seed_bodies), ("/sessions", seed_bodies),
-          ("/projects", seed_bodies), ("/entities", seed_bodies), ("/memory/search", seed_bodies)]
+          ("/projects", seed_bodies), ("/entities", seed_bodies), ("/memory/search", seed_bodies),
+          ("/v1/messages", anthropic_bodies), ("/v1/messages/count_tokens", anthropic_bodies)]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +65,9 @@ def test_no_request_body_gets_a_5xx(client, path, bodies):
         r = client.post(path, json=body, headers={"X-Session-Id": "fuzz"})
         seen.append(r.status_code)
         assert r.status_code < 500, (body, r.text)
-        if r.status_code >= 400:
+        if r.status_code >= 400 and path.startswith("/v1/messages"):  # Anthropic's error shape
+            assert r.json()["type"] == "error" and set(r.json()["error"]) == {"type", "message"}
+        elif r.status_code >= 400:
             assert set(r.json()["error"]) == {"message", "type", "param", "code"}
 
     check()

@@ -140,3 +140,15 @@ def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path
     vectors._proc.wait()
     assert [h.id for h in vectors.query("default", [1.0] + [0.0] * 383, 3)] == ["a"]  # a new child, same data
     vectors.close()
+
+
+def test_words_most_episodes_contain_are_left_out_of_the_search(store):
+    for i in range(40):
+        store.add(Episode(f"s{i}", "default", f"ticket {i} tracks the {'alpha' if i % 10 == 0 else 'beta'} box",
+                          "Noted."))
+    assert store.informative_terms(["ticket", "alpha"]) == ["ticket", "alpha"]  # a small store: every word
+    store.prune_from = 20
+    assert store.informative_terms(["ticket", "tracks", "alpha", "beta"]) == ["alpha"]
+    hits = store.search("default", "ticket alpha", 10)
+    assert hits and all("alpha" in h.document for h in hits)
+    assert store.search("default", "ticket tracks", 10) == []  # nothing but ubiquitous words

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.settings import Settings
+from tests.fake_backend import FakeBackend
 
 
 @pytest.fixture
@@ -24,3 +25,10 @@ def settings(tmp_path: Path) -> Settings:
         inference_base_url="http://127.0.0.1:9/v1",
         inference_max_retries=0,
     )
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """A scripted OpenAI-compatible inference node on 127.0.0.1, one per test module."""
+    with FakeBackend() as node:
+        yield node

@@ -12,17 +12,11 @@ from fastapi.testclient import TestClient
 from memory.db import Database
 from memory.sessions import SessionStore
 from server.app import create_app
-from tests.fake_backend import FakeBackend
+from tests.unit.test_memory_api import drain
 
 A = {"X-API-Key": "key-a"}
 B = {"Authorization": "Bearer key-b"}
 A_OWNER = hashlib.sha256(b"key-a").hexdigest()[:16]
-
-
-@pytest.fixture(scope="module")
-def backend():
-    with FakeBackend() as node:
-        yield node
 
 
 @pytest.fixture
@@ -32,13 +26,6 @@ def client(settings, backend):
     settings.api_key_scoped_sessions = True
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def drain(client) -> None:
-    """Wait for work that follows a reply (summary, naming, indexing)."""
-    runtime = client.app.state.runtime
-    client.portal.call(runtime.turns.drain)
-    client.portal.call(runtime.deps.indexer.drain)
 
 
 def turn(client, key: dict, text: str, session: str | None = None, project: str | None = None):

@@ -14,13 +14,6 @@ from fastapi.testclient import TestClient
 from memory.entities import vector_key
 from memory.vectors import collection_name
 from server.app import create_app
-from tests.fake_backend import FakeBackend
-
-
-@pytest.fixture(scope="module")
-def backend():
-    with FakeBackend() as node:
-        yield node
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 Claude Code (`ANTHROPIC_BASE_URL=http://host:8000`) and the `anthropic` SDKs talk to the same graph as
 every other route. The session is `X-Claude-Code-Session-Id` (or `X-Session-Id`, or the session in
-`metadata.user_id`, or one derived from the conversation's start); the project is `X-Project-Id`, else
-the working directory the client reports in its system prompt, so each repository has its own memory.
+`metadata.user_id`; a conversation other than the one stored there gets a session beside it, see
+server/conversations.py), or one derived from the conversation's start; the project is `X-Project-Id`,
+else the working directory the client reports in its system prompt, so each repository has its own memory.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from server import anthropic_format as fmt
 from server.anthropic_schemas import MessagesRequest, project_from_directory, working_directory
+from server.conversations import conversation_session
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
@@ -51,28 +53,33 @@ def node_model(requested: str) -> str | None:
     return None if requested.lower().startswith("claude") else requested
 
 
-def _session_id(body: MessagesRequest, request: Request, system: str | None, owner: str | None) -> str:
+def _session_id(body: MessagesRequest, request: Request, system: str | None, owner: str | None) -> tuple[str, bool]:
+    """The session and whether the client named it (a header, or `metadata.user_id`)."""
     named = session_from_headers(request.headers)
     if named:
-        return named
+        return named, True
     match = _METADATA_SESSION.search((body.metadata.user_id or "") if body.metadata else "")
     if match:
-        return validate_session_id(f"cc-{match.group(1)}", param="metadata.user_id")
+        return validate_session_id(f"cc-{match.group(1)}", param="metadata.user_id"), True
     first_user = next((m.text for m in body.conversation() if m.type == "human"), "")
-    return derive_session_id(system, first_user, owner)
+    return derive_session_id(system, first_user, owner), False
 
 
-def turn_request(body: MessagesRequest, request: Request, stream: bool) -> TurnRequest:
-    """The turn a Messages request asks for."""
+async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request, stream: bool) -> TurnRequest:
+    """The turn a Messages request asks for; on a named session, in the session of its own conversation
+    (server/conversations.py)."""
     client_system = body.system_text()
     system = "\n\n".join(p for p in (client_system, body.tool_instruction()) if p) or None
     project = project_from_headers(request.headers)
     if project is None and (cwd := working_directory(client_system)):
         project = project_from_directory(cwd)
     owner = request_owner(request)
-    return TurnRequest(_session_id(body, request, client_system, owner), body.conversation(), system,
-                       body.tool_dicts(), body.configurable(node_model(body.model)), stream, project_id=project,
-                       owner=owner)
+    messages = body.conversation()
+    session_id, named = _session_id(body, request, client_system, owner)
+    if named:
+        session_id = await conversation_session(runtime, session_id, client_system, messages, owner)
+    return TurnRequest(session_id, messages, system, body.tool_dicts(), body.configurable(node_model(body.model)),
+                       stream, project_id=project, owner=owner)
 
 
 def _headers(session_id: str, meta: dict) -> dict[str, str]:
@@ -128,7 +135,7 @@ async def create_message(body: MessagesRequest, request: Request, runtime: Runti
 async def _respond(body: MessagesRequest, request: Request, runtime: Runtime):
     if body.max_tokens is None:
         raise ApiError(400, "max_tokens: Field required", param="max_tokens")
-    turn = turn_request(body, request, body.stream)
+    turn = await turn_request(runtime, body, request, body.stream)
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     base_url = runtime.settings.inference_base_url
     paced = _paced(runtime.turns.events(turn))
@@ -191,7 +198,7 @@ async def _respond(body: MessagesRequest, request: Request, runtime: Runtime):
 async def count_tokens(body: MessagesRequest, request: Request, runtime: RuntimeDep) -> dict[str, int]:
     """An estimate of the prompt this request would send to the inference node: the client's system
     prompt and tools as trimmed to fit the context, the session's recent turns, and recalled memory."""
-    turn = turn_request(body, request, stream=False)
+    turn = await turn_request(runtime, body, request, stream=False)
     try:
         assembled = await preview(runtime, turn)
     except BadTurn as exc:

@@ -225,16 +225,18 @@ def test_broken_or_stalled_node_ends_the_stream_with_an_error_event(settings, mo
 
 def test_message_length_limit_applies_to_new_messages_only(settings):
     settings.max_message_chars = 200
-    with TestClient(create_app(settings, chat_model=FakeChatModel([contract("short")] * 5))) as c:
+    long_reply = "y" * 500  # the model may write more than a client may send
+    with TestClient(create_app(settings, chat_model=FakeChatModel([contract(long_reply)] * 5))) as c:
         api = sdk(c, "cc-long")
         with pytest.raises(anthropic.BadRequestError) as info:
             api.messages.create(model="m", max_tokens=9, messages=[{"role": "user", "content": "x" * 201}])
         assert "MAX_MESSAGE_CHARS" in info.value.body["error"]["message"]
-        api.messages.create(model="m", max_tokens=9, messages=[{"role": "user", "content": "hi"}])
-        # Resent history with a long message the session already has an answer to: only the last one is new.
-        history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "y" * 500},
+        assert api.messages.create(model="m", max_tokens=9, messages=[{"role": "user", "content": "hi"}]
+                                   ).content[0].text == long_reply
+        # The whole history resent, with the long reply the session already holds: only the last one is new.
+        history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": long_reply},
                    {"role": "user", "content": "and now?"}]
-        assert api.messages.create(model="m", max_tokens=9, messages=history).content[0].text == "short"
+        assert api.messages.create(model="m", max_tokens=9, messages=history).content[0].text == long_reply
 
 
 def test_key_scoped_sessions_hold_on_the_messages_routes(settings):
@@ -252,3 +254,30 @@ def test_key_scoped_sessions_hold_on_the_messages_routes(settings):
         with pytest.raises(anthropic.NotFoundError):
             b.messages.count_tokens(model="m", messages=ask["messages"])
         assert a.messages.count_tokens(model="m", messages=ask["messages"]).input_tokens > 0
+
+
+def test_side_conversations_on_one_session_id_do_not_interleave(client):
+    """Claude Code's main loop, a helper call and a sub-agent share one session id; each resends its own
+    history. The main conversation stays in the named session, the others get sessions of their own."""
+    client.post("/sessions", json={"id": "cc-main", "name": "named"})  # no naming call takes a scripted reply
+    main = sdk(client, "cc-main")
+    ask = {"model": "m", "max_tokens": 50}
+    history = [{"role": "user", "content": "read app.py please"}]
+    first = main.messages.create(**ask, messages=history)  # the scripted Read tool call
+    title = main.messages.create(**ask, system="Write a 5-word title for this conversation.",
+                                 messages=[{"role": "user", "content": "read app.py please"}])
+    agent = [{"role": "user", "content": "Sub-agent task: list the tests"}]
+    agent_reply = main.messages.create(**ask, system="You are a sub-agent.", messages=agent)
+    history += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_7", "content": "x = 1"}]}]
+    main.messages.create(**ask, messages=history)
+    agent += [{"role": "assistant", "content": agent_reply.content[0].text}, {"role": "user", "content": "more"}]
+    main.messages.create(**ask, system="You are a sub-agent.", messages=agent)
+
+    stored = client.get("/sessions/cc-main/messages").json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant", "tool", "assistant"]  # the main loop only
+    sides = [s for s in client.get("/sessions").json()["sessions"] if s["id"].startswith("cc-main:conv-")]
+    assert len(sides) == 2  # the title call and the sub-agent
+    lengths = sorted(len(client.get(f"/sessions/{s['id']}/messages").json()["messages"]) for s in sides)
+    assert lengths == [2, 4]  # the sub-agent's second call continued its own session
+    assert title.content  # answered like any other call

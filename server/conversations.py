@@ -5,7 +5,7 @@ Task tool) and one-off helper calls (titles, topic checks, the start-up quota ch
 own whole history. Stored as one session they would interleave, and the main conversation's recent turns
 would fill with the helpers' prompts. So a request continues the named session only when it carries that
 session's conversation (its last assistant message is the one stored last) or when the session is still
-empty; any other conversation gets a session of its own beside it,
+empty, decided by TurnRunner under the session's lock; any other conversation gets a session of its own beside it,
 `<session>:conv-<hash of its system prompt and first user message>`, in the same project, so recall still
 reaches all the project remembers.
 """
@@ -15,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from memory.sessions import visible_to
-from server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
 
 def side_session_id(named: str, system: str | None, messages: list[BaseMessage]) -> str:
@@ -35,20 +38,27 @@ def _same_reply(sent: AIMessage, stored: AIMessage) -> bool:
         (c["name"], c.get("args") or {}) for c in stored.tool_calls]
 
 
+def continues(messages: list[BaseMessage], stored: list[BaseMessage]) -> bool:
+    """Whether a request's history carries the stored conversation: an empty session is anyone's; else the
+    request's last assistant message must be the one stored last."""
+    stored_replies = [m for m in stored if isinstance(m, AIMessage)]
+    if not stored_replies:
+        return True
+    sent = [m for m in messages if isinstance(m, AIMessage)]
+    return bool(sent) and _same_reply(sent[-1], stored_replies[-1])
+
+
 async def conversation_session(runtime: Runtime, named: str, system: str | None, messages: list[BaseMessage],
-                               owner: str | None = None) -> str:
-    """`named`, or the side session of the request's own conversation (see the module's docstring). Another
-    API key's session stays `named`, for the turn to refuse it (API_KEY_SCOPED_SESSIONS)."""
+                               owner: str | None = None) -> tuple[str, str | None]:
+    """(the session to run in, the side session to move to if the named one turns out to hold another
+    conversation once the turn holds its lock; TurnRunner decides that, so two first requests arriving
+    together cannot both claim an empty session). Another API key's session stays `named`, for the turn
+    to refuse it (API_KEY_SCOPED_SESSIONS)."""
     side = side_session_id(named, system, messages)
     sessions = runtime.deps.sessions
     side_row, named_row = await asyncio.to_thread(lambda: (sessions.get(side), sessions.get(named)))
-    if named_row is None or (owner is not None and not visible_to(named_row, owner)):
-        return named
+    if named_row is not None and owner is not None and not visible_to(named_row, owner):
+        return named, None
     if side_row is not None:
-        return side
-    state = await runtime.turns.graph.aget_state({"configurable": {"thread_id": named}})
-    stored = [m for m in state.values.get("messages") or [] if isinstance(m, AIMessage)]
-    if not stored:
-        return named
-    sent = [m for m in messages if isinstance(m, AIMessage)]
-    return named if sent and _same_reply(sent[-1], stored[-1]) else side
+        return side, None
+    return named, side

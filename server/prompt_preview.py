@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from memory.sessions import scope_of
 from nodes.assemble import make_assemble
 from nodes.recall import make_recall
+from server.conversations import continues
 from server.runtime import Runtime
 from server.turns import TurnRequest, check_reachable, new_messages
 
@@ -27,6 +29,8 @@ async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:
     config = {"configurable": {**turn.configurable, "thread_id": turn.session_id, "scope": scope_of(project, owner)}}
     values: dict[str, Any] = dict((await runtime.turns.graph.aget_state(config)).values) if session else {}
     history = list(values.get("messages") or [])
+    if turn.side_session and not continues(turn.messages, history):  # as TurnRunner would move it
+        return await preview(runtime, replace(turn, session_id=turn.side_session, side_session=None))
     values["messages"] = history + new_messages(bool(history), list(turn.messages))
     values["tools"] = turn.tools or []
     if turn.system is not None:

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage
@@ -22,6 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 import prompts
 from graph.deps import Deps
 from memory.sessions import SessionStore, scope_of, visible_to
+from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
 
@@ -47,6 +48,9 @@ class TurnRequest:
     owner: str | None = None
     """API key fingerprint (API_KEY_SCOPED_SESSIONS): the turn may only reach sessions and projects it owns,
     and creates them owned by it. None: not scoped."""
+    side_session: str | None = None
+    """Where the turn goes instead if the session holds a conversation that `messages` do not continue
+    (stateless clients sharing one session id among several conversations: server/conversations.py)."""
 
 
 @dataclass
@@ -199,16 +203,23 @@ class TurnRunner:
             config = {"configurable": {**request.configurable, "thread_id": request.session_id,
                                        "scope": scope_of(session["project_id"], session.get("owner"))}}
             state = await self._repaired_state(config)
-            fresh = new_messages(bool(state.values.get("messages")), request.messages)
+            moved = request.side_session and not continues(request.messages, state.values.get("messages") or [])
+            if not moved:
+                fresh = new_messages(bool(state.values.get("messages")), request.messages)
             # New messages only: clients that resend the whole history (Anthropic's API, Claude Code) must not
             # be locked out by a long message the session already holds.
-            for message in fresh:
-                if len(message.text) > self.max_message_chars:
-                    raise BadTurn(f"a message has {len(message.text)} characters; at most "
-                                  f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
+                for message in fresh:
+                    if len(message.text) > self.max_message_chars:
+                        raise BadTurn(f"a message has {len(message.text)} characters; at most "
+                                      f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
         except BaseException:
             self.locks.release(request.session_id)
             raise
+        if moved:  # another conversation lives here: this one gets its own session
+            self.locks.release(request.session_id)
+            async for event in self.events(replace(request, session_id=request.side_session, side_session=None)):
+                yield event
+            return
         for message in fresh:
             message.id = message.id or f"in-{uuid.uuid4().hex}"
         graph_input: dict[str, Any] = {"messages": fresh, "tools": request.tools or []}

@@ -147,3 +147,28 @@ async def test_a_turn_cut_between_its_two_runs_is_kept_and_settled(settings, com
     state = await graph.aget_state(cfg("cut"))
     assert [m.text for m in state.values["messages"]] == ["first", "first reply", "second", "second reply"]
     assert state.next == ()
+
+
+@pytest.mark.anyio
+async def test_two_conversations_starting_together_on_one_session_id_do_not_interleave(settings, compiled):
+    """Claude Code's first message and its topic check arrive at once with one session id: whichever runs
+    first keeps the session, the other moves to its side session once it holds the session's lock."""
+    import asyncio
+
+    from server.turns import TurnRequest, TurnRunner
+
+    deps, graph = await compiled(FakeChatModel([contract(f"reply {i}") for i in range(10)]))
+    await asyncio.to_thread(deps.sessions.create, "both", "named", None)  # no naming call takes a reply
+    runner = TurnRunner(graph, deps)
+
+    async def turn(text: str, side: str) -> str:
+        request = TurnRequest("both", [HumanMessage(text)], side_session=side)
+        return [e async for e in runner.events(request)][-1].kind
+
+    assert await asyncio.gather(turn("main task", "both:conv-a"), turn("topic check", "both:conv-b")) == [
+        "final", "final"]
+    await runner.drain()
+    main = [m.text for m in (await graph.aget_state(cfg("both"))).values["messages"]]
+    assert main in (["main task", "reply 0"], ["topic check", "reply 0"])
+    moved = "both:conv-b" if main[0] == "main task" else "both:conv-a"
+    assert len((await graph.aget_state(cfg(moved))).values["messages"]) == 2

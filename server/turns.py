@@ -235,7 +235,7 @@ class TurnRunner:
 
     async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue,
                      name_after: bool) -> None:
-        meta: dict[str, Any] = {"recall_degraded": False}
+        meta: dict[str, Any] = {"recall_degraded": False, "session_id": request.session_id}
         added = [m.id for m in graph_input["messages"]]
         clock = time.perf_counter()
         final: AIMessage | None = None

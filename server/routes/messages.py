@@ -84,7 +84,7 @@ async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request
 
 
 def _headers(session_id: str, meta: dict) -> dict[str, str]:
-    headers = {"X-Session-Id": session_id}
+    headers = {"X-Session-Id": meta.get("session_id") or session_id}  # where the turn went (a side session?)
     if meta.get("recall_degraded"):
         headers["X-Recall-Degraded"] = "true"
     return headers

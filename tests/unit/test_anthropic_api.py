@@ -281,3 +281,6 @@ def test_side_conversations_on_one_session_id_do_not_interleave(client):
     lengths = sorted(len(client.get(f"/sessions/{s['id']}/messages").json()["messages"]) for s in sides)
     assert lengths == [2, 4]  # the sub-agent's second call continued its own session
     assert title.content  # answered like any other call
+    r = client.post("/v1/messages", headers={"X-Claude-Code-Session-Id": "cc-main"},
+                    json={**ask, "messages": [{"role": "user", "content": "quota"}]})
+    assert r.headers["x-session-id"].startswith("cc-main:conv-")  # says where the turn went

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from server.processes import stop  # noqa: E402
+
 
 class BackendProcess:
     """`with BackendProcess() as backend:` gives `backend.base_url` (…/v1) served by a child process."""
@@ -36,13 +38,7 @@ class BackendProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, grace=10)
 
 
 def main() -> None:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,55 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
 from langgraph_sdk import get_client  # noqa: E402
 
-from bench.common import QUIET_ENV, RESULTS, ROOT, summary_ms, synthetic_exchange  # noqa: E402
+from bench.common import QUIET_ENV, RESULTS, summary_ms, synthetic_exchange  # noqa: E402
 from bench.concurrency import run_level  # noqa: E402
 from bench.fake_backend import BackendProcess  # noqa: E402
-from bench.service import Service, free_port  # noqa: E402
+from bench.service import Service  # noqa: E402
+from tests.integration.servers import DevServer  # noqa: E402
 
 TURNS_PER_CLIENT = 6
 BUDGET_S = 60.0
 LEVELS = (1, 8)
-OFFLINE = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false"}
-
-
-class DevServer:
-    """`langgraph dev` on a free port, serving langgraph.json's graph with stores under `workdir`."""
-
-    def __init__(self, workdir: Path, inference_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **QUIET_ENV, **OFFLINE, "INFERENCE_BASE_URL": inference_url,
-                    "DATA_DIR": str(workdir / "data"), "CHROMA_DIR": str(workdir / "chroma"), "LOG_LEVEL": "warning"}
-        self.log = workdir / "langgraph-dev.log"
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> DevServer:
-        cli = Path(sys.executable).with_name("langgraph")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([str(cli), "dev", "--port", str(self.port), "--no-browser", "--no-reload"],
-                                         cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("langgraph dev exited:\n" + self.log.read_text()[-3000:])
-            try:
-                if httpx.get(self.url + "/ok", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise RuntimeError("langgraph dev did not start in 180 s")
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 async def _dev_client(url: str, index: int, deadline: float, latencies: list[float], errors: list[str]) -> None:
@@ -110,7 +69,8 @@ def run_peer_race(workdir: Path, backend_url: str) -> dict:
     print("peer race: langgraph dev vs. this service", flush=True)
     (workdir / "dev").mkdir(parents=True, exist_ok=True)
     (workdir / "svc").mkdir(parents=True, exist_ok=True)
-    with DevServer(workdir / "dev", backend_url) as dev:
+    dev_env = {**QUIET_ENV, "INFERENCE_BASE_URL": backend_url, "LOG_LEVEL": "warning"}
+    with DevServer(workdir / "dev", dev_env) as dev:
         asyncio.run(dev_level(dev.url, 1))  # warm-up: the factory opens the stores on the first run
         dev_rows = [asyncio.run(dev_level(dev.url, n)) for n in LEVELS]
     with Service(workdir / "svc", backend_url) as service:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.common import QUIET_ENV, ROOT, rss_mb
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from server.processes import free_port, stop, wait_ready
 
 
 def store_dirs(workdir: Path) -> tuple[Path, Path]:
@@ -63,29 +54,13 @@ class Service:
                 [*prefix, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
-        deadline = t0 + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.base_url + "/health", timeout=2).status_code == 200:
-                    self.cold_start_s = time.perf_counter() - t0
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+        wait_ready(self.proc, self.base_url + "/health", timeout, "the server", self.log, interval=0.05)
+        self.cold_start_s = time.perf_counter() - t0
+        return self
 
     def stop(self) -> None:
         """SIGTERM (SIGINT under the profiler, so it writes its report), then SIGKILL after 30 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT if self.profile_to else signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, sig=signal.SIGINT if self.profile_to else signal.SIGTERM)
 
     def __enter__(self) -> Service:
         return self.start()

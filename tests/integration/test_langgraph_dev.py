@@ -2,58 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 from langgraph_sdk import get_client
 
 from tests.fake_backend import FakeBackend
-from tests.integration.servers import ROOT, free_port
+from tests.integration.servers import DevServer
 
 pytestmark = pytest.mark.integration
-
-OFFLINE = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false"}
 
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory):
     data = tmp_path_factory.mktemp("langgraph-dev")
-    port = free_port()
-    with FakeBackend() as backend:
-        env = {**os.environ, **OFFLINE, "INFERENCE_BASE_URL": backend.base_url,
-               "DATA_DIR": str(data / "data"), "CHROMA_DIR": str(data / "chroma")}
-        cli = Path(sys.executable).with_name("langgraph")
-        log_path = data / "langgraph-dev.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen([str(cli), "dev", "--port", str(port), "--no-browser", "--no-reload"],
-                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    if httpx.get(url + "/ok", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.3)
-            else:
-                pytest.fail("langgraph dev did not start:\n" + log_path.read_text()[-3000:])
-            yield url, backend, data
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert proc.poll() is not None
+    with FakeBackend() as backend, DevServer(data, {"INFERENCE_BASE_URL": backend.base_url}) as dev:
+        yield dev.url, backend, data
+    assert dev.proc.poll() is not None  # stopped
 
 
 @pytest.mark.anyio

@@ -84,16 +84,19 @@ class SessionStore:
                owner: str | None = None) -> dict | None:
         """A new session; None if the id is taken."""
         session_id = session_id or uuid.uuid4().hex
-        now = time.time()
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO sessions (id, name, project_id, owner, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(id) DO NOTHING",
-                (session_id, name, project_id, owner, now, now),
-            )
-            if cur.rowcount == 0:
-                return None
+        if not self._insert_new("sessions", id=session_id, name=name, project_id=project_id, owner=owner):
+            return None
         return self.get(session_id)
+
+    def _insert_new(self, table: str, **values: Any) -> bool:
+        """Insert a row stamped with created/updated times, unless its id is taken; whether it was."""
+        now = time.time()
+        values = {**values, "created_at": now, "updated_at": now}
+        columns = ", ".join(values)
+        with self.db.transaction() as conn:
+            cur = conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * len(values))})"
+                               " ON CONFLICT(id) DO NOTHING", tuple(values.values()))
+        return cur.rowcount > 0
 
     def record_turn(self, session_id: str, now: float | None = None) -> None:
         """Create the session if it is new and count one more completed turn."""
@@ -147,15 +150,8 @@ class SessionStore:
                        owner: str | None = None) -> dict | None:
         """A new project; None if the id is taken."""
         project_id = project_id or uuid.uuid4().hex
-        now = time.time()
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO projects (id, name, description, owner, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                (project_id, name, description, owner, now, now),
-            )
-            if cur.rowcount == 0:
-                return None
+        if not self._insert_new("projects", id=project_id, name=name, description=description, owner=owner):
+            return None
         return self.get_project(project_id)
 
     def get_project(self, project_id: str) -> dict | None:

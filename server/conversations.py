@@ -13,13 +13,12 @@ reaches all the project remembers.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from memory.sessions import visible_to
+from server.session_ids import conversation_key
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -27,9 +26,7 @@ if TYPE_CHECKING:
 
 def side_session_id(named: str, system: str | None, messages: list[BaseMessage]) -> str:
     """The session of the conversation that starts with `system` and the first user message."""
-    first_user = next((m.text for m in messages if m.type == "human"), "")
-    digest = hashlib.sha256(json.dumps([system or "", first_user], ensure_ascii=False).encode()).hexdigest()
-    return f"{named[:100]}:conv-{digest[:16]}"
+    return f"{named[:100]}:conv-{conversation_key(system, messages)[:16]}"
 
 
 def _same_reply(sent: AIMessage, stored: AIMessage) -> bool:

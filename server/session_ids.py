@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 
+from langchain_core.messages import BaseMessage
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
@@ -23,12 +24,17 @@ def validate_session_id(value: str, param: str = "X-Session-Id") -> str:
     return value
 
 
-def derive_session_id(system: str | None, first_user: str, owner: str | None = None) -> str:
-    """Clients that resend whole histories without an id still get continuity (per owner: two API keys
-    starting the same conversation get two sessions)."""
+def conversation_key(system: str | None, messages: list[BaseMessage], owner: str | None = None) -> str:
+    """A hex digest naming a conversation by how it starts: the system prompt and the first user message
+    (and the API key's owner, so two keys starting the same conversation get two)."""
+    first_user = next((m.text for m in messages if m.type == "human"), "")
     parts = [system or "", first_user, *([owner] if owner else [])]
-    seed = json.dumps(parts, ensure_ascii=False)
-    return "auto-" + hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def derive_session_id(system: str | None, messages: list[BaseMessage], owner: str | None = None) -> str:
+    """Clients that resend whole histories without an id still get continuity."""
+    return "auto-" + conversation_key(system, messages, owner)[:24]
 
 
 def session_from_headers(headers: Headers) -> str | None:

@@ -26,8 +26,7 @@ def _turn_request(body: ChatCompletionRequest, request: Request, stream: bool) -
     owner = request_owner(request)
     session_id = session_from_headers(request.headers)
     if session_id is None:
-        first_user = next((m.text for m in conversation if m.type == "human"), "")
-        session_id = derive_session_id(system, first_user, owner)
+        session_id = derive_session_id(system, conversation, owner)
     tools = [t.model_dump(exclude_none=True) for t in body.tools or []]
     return TurnRequest(session_id, conversation, system, tools, body.configurable(), stream,
                        project_id=project_from_headers(request.headers), owner=owner)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from langchain_core.messages import BaseMessage
 
 from server import anthropic_format as fmt
 from server.anthropic_schemas import MessagesRequest, project_from_directory, working_directory
@@ -53,7 +54,8 @@ def node_model(requested: str) -> str | None:
     return None if requested.lower().startswith("claude") else requested
 
 
-def _session_id(body: MessagesRequest, request: Request, system: str | None, owner: str | None) -> tuple[str, bool]:
+def _session_id(body: MessagesRequest, request: Request, system: str | None, messages: list[BaseMessage],
+                owner: str | None) -> tuple[str, bool]:
     """The session and whether the client named it (a header, or `metadata.user_id`)."""
     named = session_from_headers(request.headers)
     if named:
@@ -61,8 +63,7 @@ def _session_id(body: MessagesRequest, request: Request, system: str | None, own
     match = _METADATA_SESSION.search((body.metadata.user_id or "") if body.metadata else "")
     if match:
         return validate_session_id(f"cc-{match.group(1)}", param="metadata.user_id"), True
-    first_user = next((m.text for m in body.conversation() if m.type == "human"), "")
-    return derive_session_id(system, first_user, owner), False
+    return derive_session_id(system, messages, owner), False
 
 
 async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request, stream: bool) -> TurnRequest:
@@ -75,7 +76,7 @@ async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request
         project = project_from_directory(cwd)
     owner = request_owner(request)
     messages = body.conversation()
-    session_id, named = _session_id(body, request, client_system, owner)
+    session_id, named = _session_id(body, request, client_system, messages, owner)
     side = None
     if named:
         session_id, side = await conversation_session(runtime, session_id, client_system, messages, owner)

@@ -151,17 +151,18 @@ def test_claude_code_request_is_accepted_trimmed_and_scoped_to_its_directory(cli
 
 
 def test_count_tokens_counts_memory_without_storing_anything(client):
-    api = sdk(client, "cc-count")
-    api.messages.create(model="m", max_tokens=64, messages=[{"role": "user", "content": "my cat is Tom"}])
+    sdk(client, "cc-count").messages.create(model="m", max_tokens=64,
+                                            messages=[{"role": "user", "content": "my cat is Tom"}])
     before = client.get("/sessions/cc-count/messages").json()["messages"]
-    long_history = [{"role": "user", "content": "my cat is Tom"}, {"role": "assistant", "content": "reply 0"},
-                    {"role": "user", "content": "what is my cat called?"}]
-    with_memory = api.messages.count_tokens(model="m", messages=long_history).input_tokens
-    fresh = sdk(client, "cc-count-new").messages.count_tokens(
-        model="m", messages=[{"role": "user", "content": "what is my cat called?"}]).input_tokens
-    assert with_memory > fresh > 0
+    question = [{"role": "user", "content": "what is my cat called?"}]
+    # The same question, in the scope that remembers the cat and in one that remembers nothing.
+    remembering = sdk(client, "cc-count-2").messages.count_tokens(model="m", messages=question).input_tokens
+    forgetful = sdk(client, "cc-count-3", **{"X-Project-Id": "elsewhere"}).messages.count_tokens(
+        model="m", messages=question).input_tokens
+    assert remembering > forgetful > 0
     assert client.get("/sessions/cc-count/messages").json()["messages"] == before
-    assert client.get("/sessions/cc-count-new").status_code == 404
+    assert client.get("/sessions/cc-count-2").status_code == 404  # nothing was created
+    assert client.get("/projects/elsewhere").status_code == 404
 
 
 def test_translation_of_blocks_and_tool_choice():

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from server.processes import free_port, stop, wait_ready
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ def server_command(model: Path, host: str, port: int, n_ctx: int, threads: int) 
     ]
 
 
+def child_env() -> dict[str, str]:
+    """The node's environment: ours without the service's own settings. llama_cpp.server reads settings
+    from the environment without a prefix, so the service's `PORT=8001` would otherwise move the node
+    onto the service's port (measured: `PORT=8799 make run` failed to start)."""
+    ours = {name.upper() for name in Settings.model_fields}
+    return {**{k: v for k, v in os.environ.items() if k.upper() not in ours}, "HF_HUB_OFFLINE": "1"}
+
+
 class LocalInferenceNode:
     """Start, wait for and stop the embedded node."""
 
@@ -85,7 +94,7 @@ class LocalInferenceNode:
         log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, stdout=log_file, stderr=log_file,
-                                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                         env=child_env())
         finally:
             if self.log_path:
                 log_file.close()

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.servers import ServiceProcess
+from tests.integration.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 EMBEDDED = {"INFERENCE_BASE_URL": "", "LOCAL_MAX_TOKENS": "96", "LOCAL_CONTEXT_TOKENS": "2048"}
@@ -32,7 +32,9 @@ def gone(pid: int, within: float = 15.0) -> bool:
 
 
 def test_the_bundled_model_answers_remembers_and_leaves_no_process(tmp_path):
-    with ServiceProcess(tmp_path, EMBEDDED).start(timeout=240) as svc:
+    port = free_port()  # configured the way `PORT=... make run` does: the node must not take it too
+    with ServiceProcess(tmp_path, {**EMBEDDED, "PORT": str(port), "HOST": "127.0.0.1"}, port=port).start(
+            timeout=240) as svc:
         inference = httpx.get(svc.base_url + "/health", timeout=10).json()["dependencies"]["inference"]
         assert inference["embedded"] is True and inference["status"] == "ok"
         assert inference["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -56,6 +56,33 @@ def test_embedder_is_offline_minilm(embedder):
     assert sim(a, b) > 0.6 > sim(a, c)
 
 
+def test_onnx_runtime_gives_torch_s_vectors(tmp_path):
+    """The ONNX export (made once into the cache dir) reproduces sentence-transformers on torch, for a
+    batch with padding and for a text past the 256-token truncation; a second load reuses the file."""
+    texts = ["hello", "Remember: my cat is called Miso and she likes the window seat.", "word " * 400]
+    onnx = Embedder(runtime="onnx", cache_dir=tmp_path)
+    torch = Embedder(runtime="torch")
+    got, expected = onnx.embed(texts), torch.embed(texts)
+    assert onnx.runtime == "onnx" and len(got[0]) == DIMENSIONS
+    exported = list(tmp_path.glob("*.onnx"))
+    assert len(exported) == 1
+    for a, b in zip(got, expected, strict=True):
+        assert sum(p * q for p, q in zip(a, b, strict=True)) > 0.9999
+    alone = onnx.embed([texts[0]])[0]
+    assert sum(p * q for p, q in zip(alone, got[0], strict=True)) > 0.9999  # padding changes nothing
+    again = Embedder(runtime="onnx", cache_dir=tmp_path)
+    again.load()
+    assert again.runtime == "onnx" and list(tmp_path.glob("*.onnx")) == exported
+
+
+def test_embedder_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache directory should be")
+    embedder = Embedder(runtime="onnx", cache_dir=blocked)
+    assert len(embedder.embed_one("still works")) == DIMENSIONS
+    assert embedder.runtime == "torch"
+
+
 @pytest.mark.anyio
 async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, tmp_path, embedder):
     vectors = VectorIndex(tmp_path / "chroma")

@@ -29,6 +29,7 @@ from server.backends import Backend, CircuitBreaker, FailoverChatModel
 from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
+from server.plain_completions import PlainCompletions
 from server.settings import Settings
 from server.turns import KeyedLocks, TurnRunner
 
@@ -44,7 +45,7 @@ def make_backends(settings: Settings) -> list[Backend]:
 
 def make_chat_model(settings: Settings, base_url: str | None = None) -> ChatOpenAI:
     """One inference node as a LangChain chat model (OpenAI protocol)."""
-    return ChatOpenAI(
+    model = ChatOpenAI(
         base_url=base_url or settings.inference_base_url,
         api_key=settings.inference_api_key,
         model=settings.inference_model,
@@ -53,6 +54,8 @@ def make_chat_model(settings: Settings, base_url: str | None = None) -> ChatOpen
         max_retries=settings.inference_max_retries,
         stream_usage=True,
     )
+    model.async_client = PlainCompletions(model.root_async_client)  # the same SDK call, minus ~2 ms a turn
+    return model
 
 
 def embedded_node(settings: Settings) -> tuple[Settings, LocalInferenceNode | None]:
@@ -84,7 +87,8 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
         chat_model = FailoverChatModel(backends=make_backends(settings),
                                        first_token_timeout=settings.inference_first_token_timeout_seconds)
     db = Database(settings.memory_path)
-    embedder = Embedder()
+    embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
+                        cache_dir=settings.model_cache_dir)
     episodes = EpisodeStore(db)
     sessions = SessionStore(db)
     entities = EntityStore(db)

@@ -11,13 +11,14 @@ from nodes.infer import make_infer
 from nodes.parse_tools import make_parse_tools
 from nodes.persist import make_persist
 from nodes.recall import make_recall
-from nodes.summarise import make_summarise
+from nodes.summarise import make_summarise, summary_due
 
 NODES = ("recall", "assemble", "infer", "parse_tools", "persist", "summarise")
 
 
 def build_graph(deps: Deps) -> StateGraph:
-    """recall → assemble → infer → parse_tools → persist → summarise."""
+    """recall → assemble → infer → parse_tools → persist → summarise (once the session is long enough;
+    otherwise the turn ends at persist)."""
     builder = StateGraph(State, input_schema=InputState, output_schema=OutputState)
     builder.add_node("recall", make_recall(deps))
     builder.add_node("assemble", make_assemble(deps))
@@ -26,7 +27,9 @@ def build_graph(deps: Deps) -> StateGraph:
     builder.add_node("persist", make_persist(deps))
     builder.add_node("summarise", make_summarise(deps))
     builder.add_edge(START, NODES[0])
-    for before, after in zip(NODES, NODES[1:], strict=False):
+    for before, after in zip(NODES[:-2], NODES[1:-1], strict=True):
         builder.add_edge(before, after)
-    builder.add_edge(NODES[-1], END)
+    builder.add_conditional_edges(
+        "persist", lambda state: "summarise" if summary_due(state, deps.limits) else END, ["summarise", END])
+    builder.add_edge("summarise", END)
     return builder

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +75,9 @@ class Embedder:
         # (EPISODE_EMBEDDING=message), so a turn costs one embedding, not two.
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
         self.recent_size = 256
+        # Queries started ahead of recall (`prefetch`), by text.
+        self._inflight: dict[str, Future] = {}
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-query")
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded on first use)."""
@@ -120,8 +124,39 @@ class Embedder:
             with self._count_lock:
                 self._queries_waiting -= 1
 
+    def prefetch(self, text: str) -> None:
+        """Start embedding a query that `embed_one` will be asked for soon, on a worker thread: a turn's
+        query embedding then runs while the turn does its other work (its session, its state, the lexical
+        search). Never blocks; a failure here surfaces in `embed_one`, which embeds again."""
+        if not text:
+            return
+        with self._count_lock:
+            if text in self._recent or text in self._inflight:
+                return
+            self._inflight[text] = self._prefetcher.submit(self._prefetched, text)
+
+    def _prefetched(self, text: str) -> list[float]:
+        try:
+            return self._embed_query(text)
+        finally:
+            with self._count_lock:
+                self._inflight.pop(text, None)
+
     def embed_one(self, text: str) -> list[float]:
-        """Embed one text (a query); its vector is remembered for a while (`recent`)."""
+        """Embed one text (a query); its vector is remembered for a while (`recent`). A text embedded or
+        prefetched lately is not embedded again."""
+        with self._count_lock:
+            known, pending = self._recent.get(text), self._inflight.get(text)
+        if known is not None:
+            return known
+        if pending is not None:
+            try:
+                return pending.result()
+            except Exception:
+                pass  # embed it here; a lasting failure raises from there
+        return self._embed_query(text)
+
+    def _embed_query(self, text: str) -> list[float]:
         vector = self.embed([text])[0]
         with self._count_lock:
             self._recent[text] = vector

@@ -20,6 +20,12 @@ from nodes.assemble import to_chat
 log = logging.getLogger(__name__)
 
 
+def summary_due(state: State, limits) -> bool:
+    """Whether the session holds more messages than SUMMARY_TRIGGER_MESSAGES, older than its recent window."""
+    messages = state.get("messages", [])
+    return len(messages) > limits.summary_trigger_messages and window_start(messages, limits.recent_messages) > 0
+
+
 def make_summarise(deps: Deps):
     """Build the summarise node."""
     limits = deps.limits
@@ -30,13 +36,10 @@ def make_summarise(deps: Deps):
         It runs after persist, when the client already has its reply. A failure keeps the messages
         and the old summary, to be folded next time.
         """
-        messages = state.get("messages", [])
-        if len(messages) <= limits.summary_trigger_messages:
+        if not summary_due(state, limits):
             return {}
-        cut = window_start(messages, limits.recent_messages)
-        old = messages[:cut]
-        if not old:
-            return {}
+        messages = state["messages"]
+        old = messages[:window_start(messages, limits.recent_messages)]
         rendered = "\n".join(f"{role}: {text}" for role, text in (t for t in map(to_chat, old) if t))
         prompt = prompts.render("summarise", summary=state.get("summary") or "(none yet)", messages=rendered)
         try:

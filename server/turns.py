@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 import prompts
 from graph.deps import Deps
+from graph.window import last_user_text
 from memory.sessions import SessionStore, scope_of, visible_to
 from server.conversations import continues
 from server.errors import ApiError
@@ -190,6 +191,9 @@ class TurnRunner:
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`."""
+        if self.deps.limits.recall_top_k or self.deps.limits.entity_top_k:
+            # recall's query embedding starts now, beside the session's lookup and the state's load.
+            self.deps.embedder.prefetch(last_user_text(request.messages))
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
                                     request.owner)
@@ -244,11 +248,13 @@ class TurnRunner:
         modes = ["updates", "messages"] if request.stream else ["updates"]
         stored = False
         try:
-            # Two runs, one checkpoint each: recall → … → persist, whose checkpoint holds the whole turn
-            # before the reply goes out; then summarise, after it. Saving after every node instead (the
-            # default) cost five more writes of the whole state per turn, on the reply's path.
+            # One checkpoint for recall → … → persist, which holds the whole turn before the reply goes out;
+            # when a summary is due, the run stops before summarise and a second run does it after the
+            # reply. Saving after every node instead (the default) cost five more writes of the whole state
+            # per turn, on the reply's path.
+            summary_due = False
             async for mode, chunk in self.graph.astream(graph_input, config, stream_mode=modes,
-                                                        interrupt_after=["persist"], durability="exit"):
+                                                        interrupt_before=["summarise"], durability="exit"):
                 if mode == "messages":
                     message, info = chunk
                     if info.get("langgraph_node") == "infer" and isinstance(message, AIMessageChunk):
@@ -256,6 +262,7 @@ class TurnRunner:
                             streamed += message.text
                             queue.put_nowait(TurnEvent("text", message.text, meta=meta))
                     continue
+                summary_due = summary_due or "__interrupt__" in (chunk or {})
                 for node, update in (chunk or {}).items():
                     now, elapsed = time.perf_counter(), time.perf_counter() - clock
                     clock = now
@@ -293,8 +300,9 @@ class TurnRunner:
                     first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
                     self._spawn(name_session(self.deps, request.session_id, first_user, final.text),
                                 context=contextvars.Context())
-                async for _ in self.graph.astream(None, config, stream_mode="updates", durability="exit"):
-                    pass  # summarise
+                if summary_due:
+                    async for _ in self.graph.astream(None, config, stream_mode="updates", durability="exit"):
+                        pass  # summarise
         except Exception as exc:
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)

@@ -129,24 +129,39 @@ async def test_a_broken_vector_store_degrades_recall_but_not_the_turn(settings, 
 
 
 @pytest.mark.anyio
+async def test_a_turn_ends_at_persist_until_a_summary_is_due(settings, compiled):
+    """A short session's turn is one run ending at persist: no second run for summarise."""
+    deps, graph = await compiled(FakeChatModel([contract("first reply")]))
+    async for _ in graph.astream({"messages": [HumanMessage("first", id="u1")]}, cfg("short"),
+                                 interrupt_before=["summarise"], durability="exit"):
+        pass
+    state = await graph.aget_state(cfg("short"))
+    assert state.next == () and [m.text for m in state.values["messages"]] == ["first", "first reply"]
+
+
+@pytest.mark.anyio
 async def test_a_turn_cut_between_its_two_runs_is_kept_and_settled(settings, compiled):
-    """TurnRunner runs recall → persist (one checkpoint), replies, then summarise. A process that dies in
-    between leaves the stored turn with summarise pending: the next turn keeps it and carries on."""
+    """Once a summary is due, TurnRunner runs recall → persist (one checkpoint), replies, then summarise. A
+    process that dies in between leaves the stored turn with summarise pending: the next turn keeps it,
+    carries on, and summarises."""
     from server.turns import TurnRequest, TurnRunner
 
-    model = FakeChatModel([contract("first reply"), contract("second reply")])
+    settings.summary_trigger_messages, settings.recent_messages = 4, 2
+    replies = [contract(f"reply {i}") for i in (1, 2, 3, 4)]
+    model = FakeChatModel([*replies[:3], replies[3], "The user counted to four.", "[]"])
     deps, graph = await compiled(model)
-    async for _ in graph.astream({"messages": [HumanMessage("first", id="u1")]}, cfg("cut"),
-                                 interrupt_after=["persist"], durability="exit"):
-        pass  # the process "dies" here: no second run
+    for i, text in enumerate(("one", "two", "three")):
+        async for _ in graph.astream({"messages": [HumanMessage(text, id=f"u{i}")]}, cfg("cut"),
+                                     interrupt_before=["summarise"], durability="exit"):
+            pass  # the third run stops before summarise; the process "dies" here: no second run
     assert (await graph.aget_state(cfg("cut"))).next == ("summarise",)
     runner = TurnRunner(graph, deps)
-    events = [e async for e in runner.events(TurnRequest("cut", [HumanMessage("second")]))]
-    assert events[-1].kind == "final" and events[-1].message.text == "second reply"
+    events = [e async for e in runner.events(TurnRequest("cut", [HumanMessage("four")]))]
+    assert events[-1].kind == "final" and events[-1].message.text == "reply 4"
     await runner.drain()
     state = await graph.aget_state(cfg("cut"))
-    assert [m.text for m in state.values["messages"]] == ["first", "first reply", "second", "second reply"]
-    assert state.next == ()
+    assert [m.text for m in state.values["messages"]] == ["four", "reply 4"]
+    assert state.values["summary"] == "The user counted to four." and state.next == ()
 
 
 @pytest.mark.anyio

@@ -75,6 +75,26 @@ def test_onnx_runtime_gives_torch_s_vectors(tmp_path):
     assert again.runtime == "onnx" and list(tmp_path.glob("*.onnx")) == exported
 
 
+def test_a_prefetched_query_is_embedded_once():
+    """TurnRunner starts the query's embedding as the request arrives; recall's embed_one then waits for
+    that vector instead of embedding again."""
+    embedder = Embedder()
+    calls: list[list[str]] = []
+    original = embedder._encode
+
+    def counting(texts: list[str]) -> list[list[float]]:
+        calls.append(texts)
+        return original(texts)
+
+    embedder._encode = counting
+    embedder.prefetch("Where did I park the car?")
+    vector = embedder.embed_one("Where did I park the car?")
+    assert calls == [["Where did I park the car?"]]
+    assert vector == original(["Where did I park the car?"])[0]
+    embedder.prefetch("Where did I park the car?")  # known: nothing to do
+    assert embedder.embed_one("Where did I park the car?") == vector and len(calls) == 1
+
+
 def test_embedder_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path):
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the cache directory should be")

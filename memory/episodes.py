@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from memory.db import Database
+from memory.lexical import LexicalPlanner
 from memory.text import match_expression, query_terms, scope_token
 
 SCHEMA = """
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
 CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
 CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
+CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
 """
 
@@ -86,8 +88,9 @@ def _stored(row, score: float = 0.0) -> StoredEpisode:
 class EpisodeStore:
     """Writes and searches episodes. Methods block: call them through `asyncio.to_thread`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, planner: LexicalPlanner | None = None) -> None:
         self.db = db
+        self.planner = planner or LexicalPlanner()
         db.executescript(SCHEMA)
 
     def add(self, episode: Episode) -> None:
@@ -113,46 +116,33 @@ class EpisodeStore:
                 (cur.lastrowid, scope_token(episode.scope), episode.document),
             )
 
-    common_share = 0.25
-    """A word in more than this share of all episodes is left out of the search."""
-    prune_from = 5000
-    """Stores with fewer episodes are searched with every word (they are fast whatever the words)."""
-
-    def informative_terms(self, terms: list[str]) -> list[str]:
-        """`terms` without those in more than `common_share` of the episodes: BM25 gives such a word next to
-        no weight, yet OR-ing it in makes FTS5 score most of the store (measured at 100k episodes: a
-        13-word chat message 125 ms, 27 ms without its 5 ubiquitous words)."""
-        newest = self.db.query("SELECT max(seq) AS n FROM episodes")[0]["n"] or 0
-        if newest < self.prune_from:
-            return terms
-        # Counted among the newest `prune_from` episodes: a bounded cost, and what people talk about now.
-        since, cap = newest - self.prune_from, int(self.prune_from * self.common_share)
-        kept = []
-        for term in terms:
-            found = self.db.query(
-                "SELECT count(*) AS n FROM (SELECT rowid FROM episodes_fts WHERE episodes_fts MATCH ? AND rowid > ?"
-                " LIMIT ?)", ('document:"' + term.replace('"', '""') + '"', since, cap),
-            )[0]["n"]
-            if found < cap:
-                kept.append(term)
-        return kept
-
     def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
-        """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words
-        that most episodes contain are left out; if only such words are left, there are no hits."""
+        """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words that
+        most episodes contain are left out, and large stores are searched within a bounded number of rows
+        (memory/lexical.py); if only ubiquitous words are left, there are no hits."""
         if limit <= 0:
             return []
-        expression = match_expression(scope, text, self.informative_terms(query_terms(text)))
-        if expression is None:
+        hits: list[tuple[float, int]] = []
+        # Matching the scope's token makes BM25 count all of the scope's rows once per search (2 ms at 100k):
+        # a store that holds no other scope is searched without it.
+        alone = not self.db.query("SELECT 1 FROM episodes WHERE scope < ? OR scope > ? LIMIT 1", (scope, scope))
+        for step in self.planner.plan(self.db, scope, query_terms(text)):
+            sql = ("SELECT rowid, bm25(episodes_fts, 0.0, 1.0) AS score FROM episodes_fts"
+                   " WHERE episodes_fts MATCH ?")
+            params: list = [match_expression(None if alone else scope, text, list(step.terms))]
+            for bound, op in ((step.after, ">"), (step.upto, "<=")):
+                if bound is not None:
+                    sql += f" AND rowid {op} ?"
+                    params.append(bound)
+            rows = self.db.query(sql + " ORDER BY score LIMIT ?", (*params, limit))
+            hits += [(float(r["score"]), int(r["rowid"])) for r in rows]
+        hits = sorted(hits)[:limit]  # bm25() is lower for better matches
+        if not hits:
             return []
-        rows = self.db.query(
-            "SELECT e.*, hits.score AS score FROM ("
-            "  SELECT rowid, bm25(episodes_fts, 0.0, 1.0) AS score FROM episodes_fts"
-            "  WHERE episodes_fts MATCH ? ORDER BY score LIMIT ?"
-            ") AS hits JOIN episodes e ON e.seq = hits.rowid ORDER BY hits.score",
-            (expression, limit),
-        )
-        return [_stored(r, -float(r["score"])) for r in rows]
+        marks = ",".join("?" * len(hits))
+        by_seq = {r["seq"]: r for r in self.db.query(f"SELECT * FROM episodes WHERE seq IN ({marks})",
+                                                      tuple(seq for _, seq in hits))}
+        return [_stored(by_seq[seq], -score) for score, seq in hits if seq in by_seq]
 
     def get_many(self, ids: list[str]) -> dict[str, StoredEpisode]:
         """Episodes by id (ids that no longer exist are left out)."""

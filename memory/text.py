@@ -36,11 +36,14 @@ def query_terms(text: str, limit: int = 24) -> list[str]:
     return list(seen)
 
 
-def match_expression(scope: str, text: str, terms: list[str] | None = None) -> str | None:
-    """The FTS5 expression `scope_token:sXXXX AND ("w1" OR "w2" ...)` (of `terms`, by default the content
-    words of `text`), or None when no content word is left."""
+def match_expression(scope: str | None, text: str, terms: list[str] | None = None) -> str | None:
+    """The FTS5 expression `scope_token:sXXXX AND document:("w1" OR "w2" ...)` (of `terms`, by default the
+    content words of `text`), or None when no content word is left. `scope=None` leaves the scope out
+    (for a store that holds one scope only)."""
     terms = query_terms(text) if terms is None else terms
     if not terms:
         return None
     words = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-    return f'scope_token:"{scope_token(scope)}" AND ({words})'
+    if scope is None:
+        return f"document:({words})"
+    return f'scope_token:"{scope_token(scope)}" AND document:({words})'

@@ -11,6 +11,7 @@ from memory.embedder import DIMENSIONS, Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.hybrid import FusionWeights, fuse
 from memory.indexer import Indexer
+from memory.lexical import LexicalPlanner, Pass
 from memory.text import match_expression, query_terms
 from memory.vector_process import VectorIndex, VectorStoreError
 
@@ -193,9 +194,30 @@ def test_words_most_episodes_contain_are_left_out_of_the_search(store):
     for i in range(40):
         store.add(Episode(f"s{i}", "default", f"ticket {i} tracks the {'alpha' if i % 10 == 0 else 'beta'} box",
                           "Noted."))
-    assert store.informative_terms(["ticket", "alpha"]) == ["ticket", "alpha"]  # a small store: every word
-    store.prune_from = 20
-    assert store.informative_terms(["ticket", "tracks", "alpha", "beta"]) == ["alpha"]
+    assert store.planner.plan(store.db, "default", ["ticket", "alpha"]) == [Pass(("ticket", "alpha"))]  # small
+    store.planner.prune_from = 20
+    assert store.planner.plan(store.db, "default", ["ticket", "tracks", "alpha", "beta"]) == [Pass(("alpha",))]
     hits = store.search("default", "ticket alpha", 10)
     assert hits and all("alpha" in h.document for h in hits)
     assert store.search("default", "ticket tracks", 10) == []  # nothing but ubiquitous words
+
+
+def test_a_large_store_is_searched_within_a_budget_and_rare_words_reach_all_of_it(store):
+    """Past the budget, frequent words are scored over the newest rows only, while a word said once long
+    ago is still found in the older ones."""
+    for i in range(200):
+        extra = " near zanzibar" if i == 3 else ""
+        store.add(Episode(f"s{i}", "default", f"episode {i}: {'the deploy broke' if i % 5 == 0 else 'lunch'}{extra}",
+                          "Noted."))
+    store.planner = LexicalPlanner(prune_from=20, budget=10, min_window=10, rare_rows=5)
+    passes = store.planner.plan(store.db, "default", ["deploy", "zanzibar"])
+    assert [p.terms for p in passes] == [("deploy", "zanzibar"), ("zanzibar",)]
+    assert passes[0].after == passes[1].upto and passes[0].after > 100
+    hits = store.search("default", "deploy zanzibar", 20)
+    sessions = [h.session_id for h in hits]
+    assert "s3" in sessions  # the rare word, from the oldest rows
+    assert all(int(s[1:]) > passes[0].after - 1 or s == "s3" for s in sessions)  # the rest from the newest
+    exact = LexicalPlanner(prune_from=10**9)
+    assert exact.plan(store.db, "default", ["deploy", "zanzibar"]) == [Pass(("deploy", "zanzibar"))]
+
+

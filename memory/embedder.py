@@ -93,9 +93,9 @@ class Embedder:
                 try:
                     from memory import onnx_embedding
 
-                    # Two threads: one sentence takes ~4 ms instead of ~7 on one.
-                    threads = self.threads or min(2, os.cpu_count() or 1)
-                    self._model = onnx_embedding.load(self.model_path, self.cache_dir, threads)
+                    # One thread: a second one takes a sentence from ~6 ms to ~4 alone, but under load it
+                    # cost a third of the throughput (8 sessions: 56 turns/s on two threads, 63 on one).
+                    self._model = onnx_embedding.load(self.model_path, self.cache_dir, self.threads or 1)
                     return
                 except Exception as exc:
                     log.warning("embedding on torch instead of ONNX Runtime: %r", exc)

@@ -30,7 +30,13 @@ CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
 CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
 CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
+-- The newest episodes again (LexicalPlanner.recent_rows of them): BM25 over this table counts its words in
+-- a bounded number of rows, whatever the size of the store (memory/lexical.py).
+CREATE VIRTUAL TABLE IF NOT EXISTS episodes_recent_fts USING fts5(scope_token, document, tokenize='unicode61');
 """
+
+
+FTS_TABLES = ("episodes_fts", "episodes_recent_fts")
 
 
 def render_document(user_text: str, assistant_text: str, created_at: float) -> str:
@@ -92,6 +98,12 @@ class EpisodeStore:
         self.db = db
         self.planner = planner or LexicalPlanner()
         db.executescript(SCHEMA)
+        with db.transaction() as conn:  # stores made before the recent table existed: fill it once
+            if not conn.execute("SELECT 1 FROM episodes_recent_fts LIMIT 1").fetchone():
+                conn.execute(
+                    "INSERT INTO episodes_recent_fts (rowid, scope_token, document) SELECT rowid, scope_token,"
+                    " document FROM episodes_fts WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM episodes_fts)"
+                    " - ?", (self.planner.recent_rows,))
 
     def add(self, episode: Episode) -> None:
         """Store an episode and its FTS5 row in one transaction."""
@@ -111,10 +123,11 @@ class EpisodeStore:
                     episode.created_at,
                 ),
             )
-            conn.execute(
-                "INSERT INTO episodes_fts (rowid, scope_token, document) VALUES (?, ?, ?)",
-                (cur.lastrowid, scope_token(episode.scope), episode.document),
-            )
+            for table in FTS_TABLES:
+                conn.execute(f"INSERT INTO {table} (rowid, scope_token, document) VALUES (?, ?, ?)",
+                             (cur.lastrowid, scope_token(episode.scope), episode.document))
+            conn.execute("DELETE FROM episodes_recent_fts WHERE rowid <= ?",
+                         (cur.lastrowid - self.planner.recent_rows,))
 
     def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
         """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words that
@@ -127,8 +140,8 @@ class EpisodeStore:
         # a store that holds no other scope is searched without it.
         alone = not self.db.query("SELECT 1 FROM episodes WHERE scope < ? OR scope > ? LIMIT 1", (scope, scope))
         for step in self.planner.plan(self.db, scope, query_terms(text)):
-            sql = ("SELECT rowid, bm25(episodes_fts, 0.0, 1.0) AS score FROM episodes_fts"
-                   " WHERE episodes_fts MATCH ?")
+            table = "episodes_recent_fts" if step.recent else "episodes_fts"
+            sql = f"SELECT rowid, bm25({table}, 0.0, 1.0) AS score FROM {table} WHERE {table} MATCH ?"
             params: list = [match_expression(None if alone else scope, text, list(step.terms))]
             for bound, op in ((step.after, ">"), (step.upto, "<=")):
                 if bound is not None:
@@ -190,18 +203,15 @@ class EpisodeStore:
     def delete_session(self, session_id: str) -> None:
         """Remove a session's episodes and their FTS5 rows."""
         with self.db.transaction() as conn:
-            conn.execute(
-                "DELETE FROM episodes_fts WHERE rowid IN (SELECT seq FROM episodes WHERE session_id = ?)",
-                (session_id,),
-            )
+            for table in FTS_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT seq FROM episodes WHERE session_id = ?)",
+                             (session_id,))
             conn.execute("DELETE FROM episodes WHERE session_id = ?", (session_id,))
 
     def move_session(self, session_id: str, scope: str) -> None:
         """Put a session's episodes in another scope; they are re-embedded there by the indexer."""
         with self.db.transaction() as conn:
             conn.execute("UPDATE episodes SET scope = ?, indexed = 0 WHERE session_id = ?", (scope, session_id))
-            conn.execute(
-                "UPDATE episodes_fts SET scope_token = ? WHERE rowid IN"
-                " (SELECT seq FROM episodes WHERE session_id = ?)",
-                (scope_token(scope), session_id),
-            )
+            for table in FTS_TABLES:
+                conn.execute(f"UPDATE {table} SET scope_token = ? WHERE rowid IN"
+                             " (SELECT seq FROM episodes WHERE session_id = ?)", (scope_token(scope), session_id))

@@ -190,6 +190,16 @@ def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path
     vectors.close()
 
 
+def test_a_store_made_before_the_recent_table_gets_it_filled_once(tmp_path):
+    db = Database(tmp_path / "old.db")
+    store = EpisodeStore(db, LexicalPlanner(recent_rows=3))
+    for i in range(5):
+        store.add(Episode(f"s{i}", "default", f"note {i}", "Noted."))
+    db.query("DELETE FROM episodes_recent_fts")  # as an older version left it: no such rows
+    EpisodeStore(db, LexicalPlanner(recent_rows=3))
+    assert [r["rowid"] for r in db.query("SELECT rowid FROM episodes_recent_fts ORDER BY rowid")] == [3, 4, 5]
+
+
 def test_words_most_episodes_contain_are_left_out_of_the_search(store):
     for i in range(40):
         store.add(Episode(f"s{i}", "default", f"ticket {i} tracks the {'alpha' if i % 10 == 0 else 'beta'} box",
@@ -205,14 +215,16 @@ def test_words_most_episodes_contain_are_left_out_of_the_search(store):
 def test_a_large_store_is_searched_within_a_budget_and_rare_words_reach_all_of_it(store):
     """Past the budget, frequent words are scored over the newest rows only, while a word said once long
     ago is still found in the older ones."""
+    store.planner = LexicalPlanner(prune_from=20, sample=40, budget=10, min_window=10, rare_rows=5, recent_rows=60)
     for i in range(200):
         extra = " near zanzibar" if i == 3 else ""
         store.add(Episode(f"s{i}", "default", f"episode {i}: {'the deploy broke' if i % 5 == 0 else 'lunch'}{extra}",
                           "Noted."))
-    store.planner = LexicalPlanner(prune_from=20, budget=10, min_window=10, rare_rows=5)
+    recent = store.db.query("SELECT min(rowid) AS low, count(*) AS n FROM episodes_recent_fts")[0]
+    assert (recent["low"], recent["n"]) == (141, 60)  # the newest 60 only
     passes = store.planner.plan(store.db, "default", ["deploy", "zanzibar"])
-    assert [p.terms for p in passes] == [("deploy", "zanzibar"), ("zanzibar",)]
-    assert passes[0].after == passes[1].upto and passes[0].after > 100
+    assert [(p.terms, p.recent) for p in passes] == [(("deploy", "zanzibar"), True), (("zanzibar",), False)]
+    assert passes[0].after == passes[1].upto and passes[0].after >= 140
     hits = store.search("default", "deploy zanzibar", 20)
     sessions = [h.session_id for h in hits]
     assert "s3" in sessions  # the rare word, from the oldest rows

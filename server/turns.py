@@ -188,6 +188,9 @@ class TurnRunner:
         self.max_message_chars = max_message_chars
         self.locks = KeyedLocks()
         self._runs: set[asyncio.Task] = set()
+        # Sessions whose last turn this process ran to its end: their checkpoint holds messages and no half
+        # turn, so the next turn skips loading it once more before the run (which loads it anyway).
+        self._settled: set[str] = set()
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`."""
@@ -206,10 +209,14 @@ class TurnRunner:
                                               request.project_id, request.owner)
             config = {"configurable": {**request.configurable, "thread_id": request.session_id,
                                        "scope": scope_of(session["project_id"], session.get("owner"))}}
-            state = await self._repaired_state(config)
-            moved = request.side_session and not continues(request.messages, state.values.get("messages") or [])
+            if request.session_id in self._settled and not request.side_session:
+                moved, history = False, True  # its last turn ran here to the end: nothing to load or repair
+            else:
+                state = await self._repaired_state(config)
+                history = bool(state.values.get("messages"))
+                moved = request.side_session and not continues(request.messages, state.values.get("messages") or [])
             if not moved:
-                fresh = new_messages(bool(state.values.get("messages")), request.messages)
+                fresh = new_messages(history, request.messages)
             # New messages only: clients that resend the whole history (Anthropic's API, Claude Code) must not
             # be locked out by a long message the session already holds.
                 for message in fresh:
@@ -303,7 +310,9 @@ class TurnRunner:
                 if summary_due:
                     async for _ in self.graph.astream(None, config, stream_mode="updates", durability="exit"):
                         pass  # summarise
+                self._settled.add(request.session_id)
         except Exception as exc:
+            self._settled.discard(request.session_id)
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
             else:
@@ -311,6 +320,7 @@ class TurnRunner:
                 self.metrics.turns.labels("error").inc()
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
+            self._settled.discard(request.session_id)
             if not delivered:
                 await asyncio.shield(self._rollback(config, added))
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
@@ -337,6 +347,10 @@ class TurnRunner:
             return await self._repaired_state({"configurable": {"thread_id": session_id}})
         finally:
             self.locks.release(session_id)
+
+    def forget(self, session_id: str) -> None:
+        """The session's checkpoint was deleted: load it afresh on its next turn. Call with its lock held."""
+        self._settled.discard(session_id)
 
     def _unfinished(self, values: dict) -> list[str]:
         """Ids of the messages after the last reply that was stored as an episode (blocking)."""

@@ -131,6 +131,7 @@ async def forget_session(runtime: Runtime, session_id: str) -> None:
     """Checkpoints, episodes, vectors, entities and the row, with no turn of it running."""
     await runtime.turns.locks.acquire(session_id)
     try:
+        runtime.turns.forget(session_id)
         await runtime.graph.checkpointer.adelete_thread(session_id)
         await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
     finally:

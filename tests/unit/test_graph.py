@@ -187,3 +187,36 @@ async def test_two_conversations_starting_together_on_one_session_id_do_not_inte
     assert main in (["main task", "reply 0"], ["topic check", "reply 0"])
     moved = "both:conv-b" if main[0] == "main task" else "both:conv-a"
     assert len((await graph.aget_state(cfg(moved))).values["messages"]) == 2
+
+
+@pytest.mark.anyio
+async def test_a_session_whose_last_turn_ran_here_is_not_loaded_twice(settings, compiled):
+    """The run loads the checkpoint itself; TurnRunner loads it beforehand only for sessions it has not
+    seen end a turn (to repair a half turn), after a failed turn, and after the session was deleted."""
+    import asyncio
+
+    from server.turns import TurnRequest, TurnRunner
+
+    deps, graph = await compiled(FakeChatModel([contract("one"), contract("two"), contract("three")]))
+    loads = []
+    original = graph.aget_state
+
+    async def counting(config, *args, **kwargs):
+        loads.append(config["configurable"]["thread_id"])
+        return await original(config, *args, **kwargs)
+
+    graph.aget_state = counting
+    await asyncio.to_thread(deps.sessions.create, "seen", "named", None)  # no naming call takes a reply
+    runner = TurnRunner(graph, deps)
+
+    async def turn(text: str) -> str:
+        events = [e async for e in runner.events(TurnRequest("seen", [HumanMessage(text)]))]
+        await runner.drain()
+        return events[-1].message.text
+
+    assert await turn("first") == "one" and len(loads) == 1
+    assert await turn("second") == "two" and len(loads) == 1  # not loaded again
+    runner.forget("seen")
+    assert await turn("third") == "three" and len(loads) == 2
+    state = await original(cfg("seen"))
+    assert [m.text for m in state.values["messages"]][-2:] == ["third", "three"]

@@ -27,7 +27,7 @@ from bench.fake_backend import BackendProcess  # noqa: E402
 from bench.service import Service  # noqa: E402
 from tests.integration.servers import DevServer  # noqa: E402
 
-TURNS_PER_CLIENT = 6
+TURNS_PER_CLIENT = 20  # enough that the first turn of each session (its naming, its stores) does not dominate
 BUDGET_S = 60.0
 LEVELS = (1, 8)
 

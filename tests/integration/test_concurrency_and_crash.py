@@ -72,9 +72,17 @@ def test_kill_9_mid_stream_keeps_every_completed_turn(tmp_path):
         for text in ("one", "two"):
             assert client.post("/v1/chat/completions",
                                json={"messages": [{"role": "user", "content": text}]}).status_code == 200
-        stream = threading.Thread(target=lambda: httpx.post(
-            svc.base_url + "/v1/chat/completions", headers={"X-Session-Id": "crash"}, timeout=30,
-            json={"stream": True, "messages": [{"role": "user", "content": "now crash"}]}), daemon=True)
+        outcome: list = []
+
+        def stream_until_killed() -> None:
+            try:
+                outcome.append(httpx.post(
+                    svc.base_url + "/v1/chat/completions", headers={"X-Session-Id": "crash"}, timeout=30,
+                    json={"stream": True, "messages": [{"role": "user", "content": "now crash"}]}))
+            except httpx.HTTPError as exc:  # what the client of a killed server sees
+                outcome.append(exc)
+
+        stream = threading.Thread(target=stream_until_killed, daemon=True)
         stream.start()
         deadline = time.monotonic() + 20
         while not any("now crash" in json.dumps(b) for b in node.requests) and time.monotonic() < deadline:
@@ -82,6 +90,8 @@ def test_kill_9_mid_stream_keeps_every_completed_turn(tmp_path):
         svc.proc.send_signal(signal.SIGKILL)  # mid-turn: recall and assemble done, inference in flight
         svc.proc.wait()
         release.set()
+        stream.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], httpx.HTTPError)  # the connection dropped
         with ServiceProcess(tmp_path, env) as again:
             pairs = _pairs(again.base_url, "crash")  # readable, consistent, the half turn gone
             assert pairs == [("one", "You said: one"), ("two", "You said: two")]

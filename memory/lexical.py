@@ -2,7 +2,8 @@
 
 BM25 scoring is what costs in FTS5: about 1 µs per matched row. At 100k synthetic episodes a six-word
 question matched 36k rows and took 32 ms, of which finding the rows was 4 ms. So each search is planned
-from how often its words occur among the newest `sample` episodes (counting them is cheap, ~0.4 ms):
+from how often its words occur among the newest `sample` episodes (counting a word costs up to
+~0.4 ms, so a word's count is kept and reused until the store has grown by a tenth of the sample):
 
 - words in more than `common_share` of them are left out: BM25 gives such words next to no weight;
 - if the scope's rows the other words would match fit in `budget`, one exact search over all of them;
@@ -19,7 +20,7 @@ store (~3 ms at 100k synthetic episodes, whatever the window).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from memory.db import Database
 
@@ -46,6 +47,11 @@ class LexicalPlanner:
     min_window: int = 2000
     rare_rows: int = 200
     recent_rows: int = 10_000  # at least `sample` and `min_window`
+    recount_share: float = 0.1
+    """A word's count is reused until `recount_share * sample` episodes were added since it was made."""
+    max_counted: int = 50_000
+    """Words whose counts are kept (all are dropped when full: counting again is what a miss costs)."""
+    _counts: dict[str, tuple[int, int, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def plan(self, db: Database, scope: str, terms: list[str]) -> list[Pass]:
         """The passes for `terms` in `scope`; [] when only ubiquitous words are left."""
@@ -56,10 +62,7 @@ class LexicalPlanner:
             return [Pass(tuple(terms))]
         sample = min(self.sample, newest)
         cap = int(sample * self.common_share) + 1
-        counts = {t: db.query(
-            "SELECT count(*) AS n FROM (SELECT rowid FROM episodes_recent_fts WHERE episodes_recent_fts MATCH ?"
-            " AND rowid > ?"
-            " LIMIT ?)", ('document:"' + t.replace('"', '""') + '"', newest - sample, cap))[0]["n"] for t in terms}
+        counts = {t: self._count(db, t, newest, sample, cap) for t in terms}
         kept = tuple(t for t in terms if counts[t] < cap)
         if not kept:
             return []
@@ -75,3 +78,17 @@ class LexicalPlanner:
         rare = tuple(t for t in kept if counts[t] * newest / sample <= self.rare_rows)
         recent = boundary >= newest - self.recent_rows
         return [Pass(kept, after=boundary, recent=recent)] + ([Pass(rare, upto=boundary)] if rare else [])
+
+    def _count(self, db: Database, term: str, newest: int, sample: int, cap: int) -> int:
+        """In how many of the newest `sample` episodes `term` occurs, counting up to `cap`. Frequent words
+        cost the most to count and recur in most messages: their counts are reused while still fresh."""
+        kept = self._counts.get(term)  # (count, newest then, cap then); threads may race: both count, same result
+        if kept is not None and kept[2] == cap and abs(newest - kept[1]) <= self.recount_share * sample:
+            return kept[0]
+        n = db.query("SELECT count(*) AS n FROM (SELECT rowid FROM episodes_recent_fts WHERE episodes_recent_fts"
+                     " MATCH ? AND rowid > ? LIMIT ?)",
+                     ('document:"' + term.replace('"', '""') + '"', newest - sample, cap))[0]["n"]
+        if len(self._counts) >= self.max_counted:
+            self._counts.clear()
+        self._counts[term] = (n, newest, cap)
+        return n

@@ -233,3 +233,18 @@ def test_a_large_store_is_searched_within_a_budget_and_rare_words_reach_all_of_i
     assert exact.plan(store.db, "default", ["deploy", "zanzibar"]) == [Pass(("deploy", "zanzibar"))]
 
 
+
+
+def test_word_counts_are_reused_until_the_store_has_grown(store):
+    """Counting a frequent word is the costly part of planning: its count is kept, and made again once a
+    tenth of the sample's worth of episodes has been added."""
+    store.planner = LexicalPlanner(prune_from=20, sample=40, budget=1000, min_window=10, recent_rows=60)
+    for i in range(40):  # lunch in 10 of the newest 40: under the cut of 40 * 0.25 + 1 = 11
+        store.add(Episode(f"s{i}", "default", f"episode {i} about {'lunch' if i >= 30 else 'work'}", "Noted."))
+    assert store.planner.plan(store.db, "default", ["lunch"]) == [Pass(("lunch",))]
+    for i in range(3):  # 13 now, but 3 new rows are under a tenth of the sample: the count of 10 stands
+        store.add(Episode(f"l{i}", "default", "lunch again", "Noted."))
+    assert store.planner.plan(store.db, "default", ["lunch"]) == [Pass(("lunch",))]
+    for i in range(3, 5):  # 5 new rows: counted again, and lunch is now too common to search for
+        store.add(Episode(f"l{i}", "default", "lunch again", "Noted."))
+    assert store.planner.plan(store.db, "default", ["lunch"]) == []

@@ -30,8 +30,9 @@ from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
 from server.plain_completions import PlainCompletions
+from server.session_keys import KeyedLocks
 from server.settings import Settings
-from server.turns import KeyedLocks, TurnRunner
+from server.turns import TurnRunner
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from memory.sessions import SessionStore, scope_of, visible_to
 from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
+from server.session_keys import KeyedLocks, SettledSessions
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +65,6 @@ class TurnEvent:
     message: AIMessage | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
-
-
-class KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    async def acquire(self, key: str) -> None:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        await lock.acquire()
-
-    def release(self, key: str) -> None:
-        lock, users = self._locks[key]
-        lock.release()
-        if users <= 1:
-            del self._locks[key]
-        else:
-            self._locks[key] = (lock, users - 1)
-
-    def held(self, key: str) -> bool:
-        """Whether a turn of this key is running or waiting."""
-        return key in self._locks
-
-    def busy(self) -> int:
-        """Sessions with a turn running or waiting."""
-        return len(self._locks)
 
 
 def new_messages(history_known: bool, messages: list[BaseMessage]) -> list[BaseMessage]:
@@ -188,9 +161,7 @@ class TurnRunner:
         self.max_message_chars = max_message_chars
         self.locks = KeyedLocks()
         self._runs: set[asyncio.Task] = set()
-        # Sessions whose last turn this process ran to its end: their checkpoint holds messages and no half
-        # turn, so the next turn skips loading it once more before the run (which loads it anyway).
-        self._settled: set[str] = set()
+        self._settled = SettledSessions()
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`."""

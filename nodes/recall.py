@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -13,9 +14,90 @@ from graph.deps import Deps
 from graph.state import Recalled, State
 from graph.window import last_user_text, window_start
 from memory.admin import find_entities
+from memory.episodes import StoredEpisode
 from memory.hybrid import fuse
 
 log = logging.getLogger(__name__)
+
+PREFETCH_KEY = "recall_prefetch"
+"""configurable key of a `RecallPrefetch`: the search, started before the run by its caller."""
+
+
+@dataclass
+class Found:
+    """What one search of a scope's memory found, before the recent window is taken out."""
+
+    episodes: list[StoredEpisode]
+    """Fused hits, best first: the top `keep` of them."""
+    entities: list = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def search_memory(deps: Deps, scope: str, query: str, keep: int) -> Found:
+    """Lexical and vector search of `scope` for `query`, fused, plus the entities it names (blocking).
+
+    One worker-thread hop for the whole search: each hop costs more than FTS5 or fusion do. The query is
+    embedded once, for episodes and entities. A failing embedder or vector store leaves lexical hits and
+    says why in `problems`; nothing here raises.
+    """
+    limits = deps.limits
+    n = limits.recall_candidates
+    problems: list[str] = []
+    try:
+        lexical = deps.episodes.search(scope, query, n)
+    except Exception as exc:
+        problems.append(f"lexical search failed: {exc!r}")
+        lexical = []
+    embedding = None
+    try:
+        embedding = deps.embedder.embed_one(query)
+        vector = deps.vectors.query(scope, embedding, n)
+    except Exception as exc:
+        problems.append(f"vector search failed: {exc!r}")
+        vector = []
+    try:
+        episodes = fuse(lexical, vector, deps.weights, set(), keep, deps.episodes)
+    except Exception as exc:  # SQLite itself failing: recency only
+        problems.append(f"reading recalled episodes failed: {exc!r}")
+        episodes = []
+    try:
+        entities = find_entities(deps.entities, deps.vectors, scope, query, embedding, limits.entity_top_k,
+                                 limits.entity_threshold)
+    except Exception as exc:
+        problems.append(f"entity search failed: {exc!r}")
+        entities = []
+    return Found(episodes, entities, problems)
+
+
+@dataclass
+class RecallPrefetch:
+    """recall's search for one scope and query, already running in a worker thread.
+
+    TurnRunner starts it as soon as the session's scope is known, so that the search overlaps the graph's
+    start and the checkpoint's load. It keeps `keep` hits, enough for the node to take out the episodes of
+    any recent window up to `recent_messages` long and still have `recall_top_k` left; the node checks
+    that, the scope and the query, and searches again itself if one of them does not hold.
+    """
+
+    scope: str
+    query: str
+    keep: int
+    future: asyncio.Future
+
+    @classmethod
+    def start(cls, deps: Deps, scope: str, query: str) -> RecallPrefetch | None:
+        """The search, started now; None if recall would not search for this query."""
+        limits = deps.limits
+        if not query or (limits.recall_top_k == 0 and limits.entity_top_k == 0):
+            return None
+        keep = limits.recall_top_k + limits.recent_messages
+        future = asyncio.get_running_loop().run_in_executor(None, search_memory, deps, scope, query, keep)
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a turn that ends before using it
+        return cls(scope, query, keep, future)
+
+    def serves(self, scope: str, query: str, keep: int) -> bool:
+        """Whether this search is the one the node would make."""
+        return self.scope == scope and self.query == query and self.keep >= keep
 
 
 def make_recall(deps: Deps):
@@ -25,8 +107,8 @@ def make_recall(deps: Deps):
     async def recall(state: State, config: RunnableConfig) -> dict[str, Any]:
         """Hybrid recall over the session's scope, deduplicated against the recent window.
 
-        The user message is embedded once. A failing embedder or vector store degrades recall to
-        lexical + recency and says so in `recalled.degraded`; it never fails the turn.
+        A failing embedder or vector store degrades recall to lexical + recency and says so in
+        `recalled.degraded`; it never fails the turn.
         """
         opts = RunOptions.from_config(config)
         messages = state.get("messages", [])
@@ -34,41 +116,17 @@ def make_recall(deps: Deps):
         if not query or (limits.recall_top_k == 0 and limits.entity_top_k == 0):
             return {"recalled": Recalled(episodes=[], entities=[], degraded=False)}
         recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}
-        n = limits.recall_candidates
-
-        def search() -> tuple[list, list, list[str]]:
-            # One worker-thread hop for the whole search: each hop costs more than FTS5 or fusion do.
-            problems: list[str] = []
-            try:
-                lexical = deps.episodes.search(opts.scope, query, n)
-            except Exception as exc:
-                problems.append(f"lexical search failed: {exc!r}")
-                lexical = []
-            embedding = None
-            try:
-                embedding = deps.embedder.embed_one(query)  # once, for episodes and entities
-                vector = deps.vectors.query(opts.scope, embedding, n)
-            except Exception as exc:
-                problems.append(f"vector search failed: {exc!r}")
-                vector = []
-            try:
-                episodes = fuse(lexical, vector, deps.weights, recent_ids, limits.recall_top_k, deps.episodes)
-            except Exception as exc:  # SQLite itself failing: recency only
-                problems.append(f"reading recalled episodes failed: {exc!r}")
-                episodes = []
-            try:
-                entities = find_entities(deps.entities, deps.vectors, opts.scope, query, embedding,
-                                         limits.entity_top_k, limits.entity_threshold)
-            except Exception as exc:
-                problems.append(f"entity search failed: {exc!r}")
-                entities = []
-            return episodes, entities, problems
-
-        hits, entities, problems = await asyncio.to_thread(search)
-        recalled = Recalled(episodes=[h.document for h in hits], entities=[h.entity.document for h in entities],
-                            degraded=bool(problems))
-        if problems:
-            recalled["error"] = "; ".join(problems)
+        keep = limits.recall_top_k + len(recent_ids)
+        prefetch = (config.get("configurable") or {}).get(PREFETCH_KEY)
+        if isinstance(prefetch, RecallPrefetch) and prefetch.serves(opts.scope, query, keep):
+            found = await prefetch.future
+        else:
+            found = await asyncio.to_thread(search_memory, deps, opts.scope, query, keep)
+        hits = [h for h in found.episodes if not (h.ai_msg_id and h.ai_msg_id in recent_ids)]
+        recalled = Recalled(episodes=[h.document for h in hits[: limits.recall_top_k]],
+                            entities=[h.entity.document for h in found.entities], degraded=bool(found.problems))
+        if found.problems:
+            recalled["error"] = "; ".join(found.problems)
             log.warning("recall degraded for session %s: %s", opts.thread_id, recalled["error"])
         return {"recalled": recalled}
 

@@ -23,6 +23,7 @@ import prompts
 from graph.deps import Deps
 from graph.window import last_user_text
 from memory.sessions import SessionStore, scope_of, visible_to
+from nodes.recall import PREFETCH_KEY, RecallPrefetch
 from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
@@ -204,6 +205,10 @@ class TurnRunner:
             return
         for message in fresh:
             message.id = message.id or f"in-{uuid.uuid4().hex}"
+        # recall's search starts now, beside the graph's start and the checkpoint's load (nodes/recall.py).
+        prefetch = RecallPrefetch.start(self.deps, config["configurable"]["scope"], last_user_text(fresh))
+        if prefetch is not None:
+            config["configurable"][PREFETCH_KEY] = prefetch
         graph_input: dict[str, Any] = {"messages": fresh, "tools": request.tools or []}
         if request.system is not None:
             graph_input["system"] = request.system

@@ -220,3 +220,36 @@ async def test_a_session_whose_last_turn_ran_here_is_not_loaded_twice(settings, 
     assert await turn("third") == "three" and len(loads) == 2
     state = await original(cfg("seen"))
     assert [m.text for m in state.values["messages"]][-2:] == ["third", "three"]
+
+
+@pytest.mark.anyio
+async def test_recall_uses_the_search_started_before_the_run_and_still_leaves_out_the_recent_window(
+        settings, compiled, monkeypatch):
+    from graph.config import DEFAULT_SCOPE
+    from nodes.recall import PREFETCH_KEY, RecallPrefetch
+
+    model = FakeChatModel([contract("Noted."), contract("Under the blue pot."), contract("Still there."),
+                           contract("Under the pot.")])
+    deps, graph = await compiled(model)
+    await graph.ainvoke({"messages": [HumanMessage("Remember: the spare key is under the blue pot")]}, cfg("s1"))
+    await deps.indexer.drain()
+    searches = []
+    search = deps.episodes.search
+    monkeypatch.setattr(deps.episodes, "search", lambda *a: searches.append(a[1]) or search(*a))
+
+    async def turn(session: str, text: str, prefetched: str) -> dict:
+        config = cfg(session)
+        config["configurable"][PREFETCH_KEY] = RecallPrefetch.start(deps, DEFAULT_SCOPE, prefetched)
+        await graph.ainvoke({"messages": [HumanMessage(text)]}, config)
+        return (await graph.aget_state(cfg(session))).values["recalled"]
+
+    recalled = await turn("s2", "Where is the spare key?", "Where is the spare key?")
+    assert any("blue pot" in e for e in recalled["episodes"]) and searches == ["Where is the spare key?"]
+    assert "spare key is under the blue pot" in model.prompt_text(-1)  # searched once, before the run
+    searches.clear()
+    recalled = await turn("s2", "And the key?", "another question")  # not this turn's: searched again
+    assert searches == ["another question", "And the key?"]
+    # In s1 its own exchange is still in the recent window: that prefetched hit is left out, s2's are kept.
+    recalled = await turn("s1", "Where is the spare key?", "Where is the spare key?")
+    assert recalled["episodes"] and not any("Remember: the spare key" in e for e in recalled["episodes"])
+    assert any("Under the blue pot." in e for e in recalled["episodes"])

@@ -72,9 +72,12 @@ class Embedder:
         self._count_lock = threading.Lock()
         self._queries_waiting = 0
         # The last queries' vectors: the indexer reuses the turn's query vector for its episode
-        # (EPISODE_EMBEDDING=message), so a turn costs one embedding, not two.
-        self._recent: OrderedDict[str, list[float]] = OrderedDict()
-        self.recent_size = 256
+        # (EPISODE_EMBEDDING=message), so a turn costs one embedding, not two. They must outlast the
+        # indexer's longest wait (memory/indexer.py, 5 s) at the highest rate of turns: 256 held ~4 s of
+        # back-to-back turns, and a fifth of the episodes were embedded a second time (measured: the indexer
+        # thread at 1.3-2 ms of CPU a turn). As float32 arrays, 4096 of them take ~8 MB.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.recent_size = 4096
         # Queries started ahead of recall (`prefetch`), by text.
         self._inflight: dict[str, Future] = {}
         self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-query")
@@ -148,7 +151,7 @@ class Embedder:
         with self._count_lock:
             known, pending = self._recent.get(text), self._inflight.get(text)
         if known is not None:
-            return known
+            return known.tolist()
         if pending is not None:
             try:
                 return pending.result()
@@ -159,7 +162,7 @@ class Embedder:
     def _embed_query(self, text: str) -> list[float]:
         vector = self.embed([text])[0]
         with self._count_lock:
-            self._recent[text] = vector
+            self._recent[text] = np.asarray(vector, dtype=np.float32)
             self._recent.move_to_end(text)
             while len(self._recent) > self.recent_size:
                 self._recent.popitem(last=False)
@@ -168,7 +171,8 @@ class Embedder:
     def recent(self, text: str) -> list[float] | None:
         """The vector of a text embedded as a query lately, if it still is remembered."""
         with self._count_lock:
-            return self._recent.get(text)
+            known = self._recent.get(text)
+        return None if known is None else known.tolist()
 
     def embed_background(self, texts: list[str]) -> list[list[float]]:
         """Embed texts for indexing, one at a time, stepping aside while a query waits; texts embedded as

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from memory.db import Database
@@ -94,6 +95,27 @@ def test_a_prefetched_query_is_embedded_once():
     assert vector == original(["Where did I park the car?"])[0]
     embedder.prefetch("Where did I park the car?")  # known: nothing to do
     assert embedder.embed_one("Where did I park the car?") == vector and len(calls) == 1
+
+
+def test_query_vectors_wait_for_the_indexer_through_seconds_of_back_to_back_turns(embedder):
+    """The indexer runs at least every 5 s and reuses each turn's query vector for its episode. At ~100
+    turns/s that is 500 turns: their vectors must still be there, exactly, and not be embedded again."""
+    encoded: list[str] = []
+    original = embedder._encode
+
+    def fake(texts: list[str]) -> list[list[float]]:  # float32, as the model's; its cost is not tested here
+        encoded.extend(texts)
+        return [((np.arange(DIMENSIONS) + hash(t) % 997) / 997).astype(np.float32).tolist() for t in texts]
+
+    embedder._encode = fake
+    try:
+        turns = [f"turn {i}: what did the backup log say?" for i in range(1000)]
+        vectors = [embedder.embed_one(text) for text in turns]
+        assert embedder.embed_background(turns[:3]) == vectors[:3]
+        assert embedder.embed_one(turns[0]) == vectors[0]
+    finally:
+        embedder._encode = original
+    assert encoded == turns  # each text once
 
 
 def test_embedder_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path):

@@ -73,9 +73,10 @@ class Embedder:
         self._queries_waiting = 0
         # The last queries' vectors: the indexer reuses the turn's query vector for its episode
         # (EPISODE_EMBEDDING=message), so a turn costs one embedding, not two. They must outlast the
-        # indexer's longest wait (memory/indexer.py, 5 s) at the highest rate of turns: 256 held ~4 s of
-        # back-to-back turns, and a fifth of the episodes were embedded a second time (measured: the indexer
-        # thread at 1.3-2 ms of CPU a turn). As float32 arrays, 4096 of them take ~8 MB.
+        # indexer's longest wait (memory/indexer.py, 5 s): 256 held ~4 s of back-to-back turns, and about a
+        # fifth of the episodes were embedded a second time (measured: the indexer thread at 1.3-2.3 ms of CPU
+        # a turn). 4096 cover 5 s up to ~800 turns/s; an evicted vector only costs that second embedding.
+        # As float32 arrays they take ~8 MB.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.recent_size = 4096
         # Queries started ahead of recall (`prefetch`), by text.

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from server.processes import stop  # noqa: E402
+from inference.processes import stop  # noqa: E402
 
 
 class BackendProcess:

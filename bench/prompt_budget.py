@@ -26,7 +26,7 @@ from bench.common import RESULTS  # noqa: E402
 from graph.budget import estimate_tokens  # noqa: E402
 from graph.deps import MemoryLimits  # noqa: E402
 from nodes.assemble import make_assemble  # noqa: E402
-from server.anthropic_schemas import MessagesRequest  # noqa: E402
+from server.protocols.anthropic.schemas import MessagesRequest  # noqa: E402
 from tests import claude_code_shape  # noqa: E402
 
 CONTEXTS = ((4096, 256), (8192, 1024), (32768, 4096), (131072, 8192))

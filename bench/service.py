@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import QUIET_ENV, ROOT, rss_mb
-from server.processes import free_port, stop, wait_ready
+from inference.processes import free_port, stop, wait_ready
 
 
 def store_dirs(workdir: Path) -> tuple[Path, Path]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Literal
+
 from langgraph.graph import END, START, StateGraph
 
-from graph.deps import Deps
+from graph.deps import Deps, MemoryLimits
 from graph.state import InputState, OutputState, State
 from nodes.assemble import make_assemble
 from nodes.infer import make_infer
@@ -29,7 +32,11 @@ def build_graph(deps: Deps) -> StateGraph:
     builder.add_edge(START, NODES[0])
     for before, after in zip(NODES[:-2], NODES[1:-1], strict=True):
         builder.add_edge(before, after)
-    builder.add_conditional_edges(
-        "persist", lambda state: "summarise" if summary_due(state, deps.limits) else END, ["summarise", END])
+    builder.add_conditional_edges("persist", partial(route_after_persist, limits=deps.limits), ["summarise", END])
     builder.add_edge("summarise", END)
     return builder
+
+
+def route_after_persist(state: State, limits: MemoryLimits) -> Literal["summarise", "__end__"]:
+    """Summarise once the session has outgrown its recent window; otherwise the turn ends at persist."""
+    return "summarise" if summary_due(state, limits) else "__end__"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
@@ -15,6 +16,9 @@ from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+
+ContractMode = Literal["schema", "schema-embedded", "prompt-only", "off"]
+"""How the JSON contract is enforced (INFERENCE_RESPONSE_FORMAT once `auto` is resolved)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Deps:
     entities: EntityStore
     admin: MemoryAdmin
     idempotency: IdempotencyStore
-    contract: str = "prompt-only"
+    contract: ContractMode = "prompt-only"
     """How the JSON contract is enforced: `schema` / `schema-embedded` (constrained decoding), `prompt-only`,
     or `off` (plain chat)."""
     limits: MemoryLimits = MemoryLimits()

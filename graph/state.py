@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired
+from collections.abc import Awaitable
+from typing import Annotated, Any, NotRequired, Protocol
 
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
@@ -53,3 +55,9 @@ class OutputState(TypedDict):
 
     messages: list[AnyMessage]
     summary: NotRequired[str]
+
+
+class Node(Protocol):
+    """A node of the graph: an async function of the state and the run's config that returns the keys it changes."""
+
+    def __call__(self, state: State, config: RunnableConfig) -> Awaitable[dict[str, Any]]: ...

@@ -25,8 +25,8 @@ class _StudioGraph:
     async def __call__(self) -> CompiledStateGraph:
         async with self._lock:
             if self._deps is None:
+                from config.settings import Settings
                 from server.runtime import build_deps, embedded_node
-                from server.settings import Settings
 
                 settings, node = embedded_node(Settings())
                 if node is not None:  # no INFERENCE_BASE_URL: the embedded node, stopped at exit

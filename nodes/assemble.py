@@ -9,47 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 import prompts
 from graph.budget import CLIENT_SYSTEM_SHARE, describe_tools, estimate_tokens, trim_text
-from graph.contract import render_reply
 from graph.deps import Deps
-from graph.state import State
+from graph.state import Node, State
+from graph.transcript import merge_turns, to_chat
 from graph.window import window_start
 
 
-def _text(message: BaseMessage) -> str:
-    return message.text if isinstance(message.content, list) else str(message.content)
-
-
-def to_chat(message: AnyMessage) -> tuple[str, str] | None:
-    """A state message as (role, text) for the prompt; assistant turns in contract form."""
-    if isinstance(message, HumanMessage):
-        return "user", _text(message)
-    if isinstance(message, AIMessage):
-        return "assistant", render_reply(_text(message), message.tool_calls)
-    if isinstance(message, ToolMessage):
-        content = prompts.render(
-            "tool_result", call_id=message.tool_call_id, name=message.name or "tool", content=_text(message)
-        )
-        return "user", content
-    return None
-
-
-def merge_turns(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """Messages with consecutive same-role turns merged (strict templates require alternation)."""
-    merged: list[list[str]] = []
-    for role, text in turns:
-        if merged and merged[-1][0] == role:
-            merged[-1][1] += "\n\n" + text
-        else:
-            merged.append([role, text])
-    return [{"role": r, "content": t} for r, t in merged]
-
-
-def make_assemble(deps: Deps):
+def make_assemble(deps: Deps) -> Node:
     """Build the assemble node."""
     limits = deps.limits
 

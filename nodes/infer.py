@@ -10,10 +10,10 @@ from graph.config import RunOptions
 from graph.contract import contract_response_format
 from graph.contract_stream import ContractTextStream
 from graph.deps import Deps
-from graph.state import State
+from graph.state import Node, State
 
 
-def make_infer(deps: Deps):
+def make_infer(deps: Deps) -> Node:
     """Build the infer node."""
     streaming_model = ContractTextStream(inner=deps.chat_model)
 

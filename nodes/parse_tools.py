@@ -11,12 +11,12 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.contract import parse_reply
 from graph.deps import Deps
-from graph.state import State
+from graph.state import Node, State
 
 log = logging.getLogger(__name__)
 
 
-def make_parse_tools(deps: Deps):
+def make_parse_tools(deps: Deps) -> Node:
     """Build the parse_tools node."""
 
     async def parse_tools(state: State, config: RunnableConfig) -> dict[str, Any]:

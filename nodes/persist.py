@@ -10,7 +10,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
 from graph.deps import Deps
-from graph.state import State
+from graph.state import Node, State
 from memory.episodes import Episode
 
 TOOL_RESULT_CHARS = 500
@@ -36,7 +36,7 @@ def turn_texts(state: State) -> tuple[str, str, str | None, str | None]:
     return "\n".join(parts), assistant.strip(), first_id, reply.id
 
 
-def make_persist(deps: Deps):
+def make_persist(deps: Deps) -> Node:
     """Build the persist node."""
 
     async def persist(state: State, config: RunnableConfig) -> dict[str, Any]:

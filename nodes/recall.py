@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
 from graph.deps import Deps
-from graph.state import Recalled, State
+from graph.state import Node, Recalled, State
 from graph.window import last_user_text, window_start
 from memory.admin import find_entities
 from memory.episodes import StoredEpisode
@@ -100,7 +100,7 @@ class RecallPrefetch:
         return self.scope == scope and self.query == query and self.keep >= keep
 
 
-def make_recall(deps: Deps):
+def make_recall(deps: Deps) -> Node:
     """Build the recall node."""
     limits = deps.limits
 

@@ -13,9 +13,9 @@ from langchain_core.runnables import RunnableConfig
 import prompts
 from graph.config import RunOptions
 from graph.deps import Deps
-from graph.state import State
+from graph.state import Node, State
+from graph.transcript import to_chat
 from graph.window import window_start
-from nodes.assemble import to_chat
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def summary_due(state: State, limits) -> bool:
     return len(messages) > limits.summary_trigger_messages and window_start(messages, limits.recent_messages) > 0
 
 
-def make_summarise(deps: Deps):
+def make_summarise(deps: Deps) -> Node:
     """Build the summarise node."""
     limits = deps.limits
 

@@ -8,14 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from config.settings import Settings
+from server.api import entities, health, memory, models, projects, sessions
+from server.api import metrics as metrics_routes
 from server.errors import install_error_handlers
-from server.langserve_routes import install_langserve
 from server.metrics import Metrics
 from server.middleware import ApiKeys, BodyLimit, RequestLog
-from server.routes import chat, chat_completions, entities, health, memory, messages, models, projects, sessions
-from server.routes import metrics as metrics_routes
+from server.protocols import seed001
+from server.protocols.anthropic import routes as anthropic_routes
+from server.protocols.langserve import install_langserve
+from server.protocols.openai import routes as openai_routes
 from server.runtime import Runtime
-from server.settings import Settings
 
 
 def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
@@ -49,7 +52,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
-    for module in (health, metrics_routes, chat_completions, messages, models, chat, sessions, projects,
+    for module in (health, metrics_routes, openai_routes, anthropic_routes, models, seed001, sessions, projects,
                    entities, memory):
         app.include_router(module.router)
     install_langserve(app)

@@ -6,8 +6,8 @@ import argparse
 
 import uvicorn
 
+from config.settings import Settings
 from server.logs import configure as configure_logging
-from server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _inference(args: argparse.Namespace) -> None:
-    from server.local_node import LocalInferenceNode
+    from inference.local_node import LocalInferenceNode
 
     settings = Settings()
     node = LocalInferenceNode(settings.local_model_path, settings.local_context_tokens, settings.local_threads,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from server.runtime import Runtime
-from server.session_ids import request_owner
+from server.turns.session_ids import request_owner
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.backends import CircuitOpenError
+from inference.backends import CircuitOpenError
 
 log = logging.getLogger(__name__)
 

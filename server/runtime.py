@@ -13,9 +13,14 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from config.settings import Settings
 from graph.builder import build_graph
 from graph.deps import Deps, MemoryLimits
+from inference.backends import Backend, CircuitBreaker, FailoverChatModel
+from inference.local_node import ALIAS, LocalInferenceNode
+from inference.plain_completions import PlainCompletions
 from memory.admin import MemoryAdmin
+from memory.datadir_lock import DirectoryLock
 from memory.db import Database
 from memory.embedder import Embedder
 from memory.entities import EntityStore
@@ -25,14 +30,9 @@ from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
-from server.backends import Backend, CircuitBreaker, FailoverChatModel
-from server.datadir_lock import DirectoryLock
-from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
-from server.plain_completions import PlainCompletions
-from server.session_keys import KeyedLocks
-from server.settings import Settings
-from server.turns import TurnRunner
+from server.turns.locks import KeyedLocks
+from server.turns.runner import TurnRunner
 
 log = logging.getLogger(__name__)
 

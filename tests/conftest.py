@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings
+from config.settings import Settings
 from tests.fake_backend import FakeBackend
 
 

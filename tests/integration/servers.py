@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.processes import free_port, stop, wait_ready
+from inference.processes import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false"}

@@ -7,7 +7,7 @@ import anthropic
 import httpx
 import pytest
 
-from server.anthropic_schemas import project_from_directory
+from server.protocols.anthropic.schemas import project_from_directory
 from tests import claude_code_shape
 from tests.integration.servers import ServiceProcess
 

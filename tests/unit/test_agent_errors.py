@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-import server.langserve_routes as langserve_routes
+import server.protocols.langserve as langserve_routes
 from server.app import create_app
 from tests.fake_backend import FakeBackend
 

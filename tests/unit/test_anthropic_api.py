@@ -9,9 +9,9 @@ import anthropic
 import pytest
 from fastapi.testclient import TestClient
 
-from server.anthropic_schemas import MessagesRequest, project_from_directory, working_directory
 from server.app import create_app
 from server.errors import ApiError
+from server.protocols.anthropic.schemas import MessagesRequest, project_from_directory, working_directory
 from tests import claude_code_shape
 from tests.fakes import FakeChatModel, contract
 
@@ -196,7 +196,7 @@ def test_broken_or_stalled_node_ends_the_stream_with_an_error_event(settings, mo
     import threading
     from http.server import ThreadingHTTPServer
 
-    import server.routes.messages as messages_route
+    import server.protocols.anthropic.routes as messages_route
     from tests.unit.test_reliability import _Misbehaving
 
     monkeypatch.setattr(messages_route, "PING_SECONDS", 0.2)

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from config.settings import Settings
 from server.app import create_app
-from server.settings import Settings
 from tests.fakes import FakeChatModel, contract
 
 json_values = st.recursive(

@@ -144,7 +144,7 @@ async def test_a_turn_cut_between_its_two_runs_is_kept_and_settled(settings, com
     """Once a summary is due, TurnRunner runs recall → persist (one checkpoint), replies, then summarise. A
     process that dies in between leaves the stored turn with summarise pending: the next turn keeps it,
     carries on, and summarises."""
-    from server.turns import TurnRequest, TurnRunner
+    from server.turns.runner import TurnRequest, TurnRunner
 
     settings.summary_trigger_messages, settings.recent_messages = 4, 2
     replies = [contract(f"reply {i}") for i in (1, 2, 3, 4)]
@@ -170,7 +170,7 @@ async def test_two_conversations_starting_together_on_one_session_id_do_not_inte
     first keeps the session, the other moves to its side session once it holds the session's lock."""
     import asyncio
 
-    from server.turns import TurnRequest, TurnRunner
+    from server.turns.runner import TurnRequest, TurnRunner
 
     deps, graph = await compiled(FakeChatModel([contract(f"reply {i}") for i in range(10)]))
     await asyncio.to_thread(deps.sessions.create, "both", "named", None)  # no naming call takes a reply
@@ -195,7 +195,7 @@ async def test_a_session_whose_last_turn_ran_here_is_not_loaded_twice(settings, 
     seen end a turn (to repair a half turn), after a failed turn, and after the session was deleted."""
     import asyncio
 
-    from server.turns import TurnRequest, TurnRunner
+    from server.turns.runner import TurnRequest, TurnRunner
 
     deps, graph = await compiled(FakeChatModel([contract("one"), contract("two"), contract("three")]))
     loads = []

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
+from inference.backends import CircuitBreaker
 from server.app import create_app
-from server.backends import CircuitBreaker
 from tests.fake_backend import FakeBackend
 
 

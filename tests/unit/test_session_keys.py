@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from server.session_keys import KeyedLocks, SettledSessions
+from server.turns.locks import KeyedLocks, SettledSessions
 
 
 @pytest.mark.anyio

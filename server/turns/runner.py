@@ -24,10 +24,10 @@ from graph.deps import Deps
 from graph.window import last_user_text
 from memory.sessions import SessionStore, scope_of, visible_to
 from nodes.recall import PREFETCH_KEY, RecallPrefetch
-from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
-from server.session_keys import KeyedLocks, SettledSessions
+from server.turns.conversations import continues
+from server.turns.locks import KeyedLocks, SettledSessions
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class TurnRequest:
     and creates them owned by it. None: not scoped."""
     side_session: str | None = None
     """Where the turn goes instead if the session holds a conversation that `messages` do not continue
-    (stateless clients sharing one session id among several conversations: server/conversations.py)."""
+    (stateless clients sharing one session id among several conversations: server/turns/conversations.py)."""
 
 
 @dataclass

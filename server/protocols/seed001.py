@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from langchain_core.messages import AIMessage, HumanMessage
 
+from server.api.schemas import ChatRequest
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
 from server.runtime import Runtime
-from server.schemas import ChatRequest
-from server.session_ids import request_owner
-from server.turns import BadTurn, TurnEvent, TurnRequest
+from server.turns.runner import BadTurn, TurnEvent, TurnRequest
+from server.turns.session_ids import request_owner
 
 router = APIRouter(tags=["chat"])
 

@@ -10,9 +10,9 @@ from typing import Any
 from memory.sessions import scope_of
 from nodes.assemble import make_assemble
 from nodes.recall import make_recall
-from server.conversations import continues
 from server.runtime import Runtime
-from server.turns import TurnRequest, check_reachable, new_messages
+from server.turns.conversations import continues
+from server.turns.runner import TurnRequest, check_reachable, new_messages
 
 
 async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 
 from memory.hybrid import fuse
 from memory.sessions import scope_of
+from server.api.schemas import MemorySearchRequest, iso
+from server.api.sessions import require_own_project
 from server.deps import OwnerDep, RuntimeDep
-from server.routes.sessions import require_own_project
-from server.schemas import MemorySearchRequest, iso
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 

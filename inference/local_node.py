@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.processes import free_port, stop, wait_ready
-from server.settings import Settings
+from config.settings import Settings
+from inference.processes import free_port, stop, wait_ready
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from langserve import add_routes
 from pydantic import BaseModel, Field
 
 from server.errors import ApiError, inference_error
-from server.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
-from server.turns import BadTurn, TurnEvent, TurnRequest, busy_error, check_reachable
+from server.turns.runner import BadTurn, TurnEvent, TurnRequest, busy_error, check_reachable
+from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
              "input_schema", "output_schema", "config_schema")

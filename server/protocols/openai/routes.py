@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from server import openai_format as fmt
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
-from server.openai_schemas import ChatCompletionRequest
+from server.protocols.openai import format as fmt
+from server.protocols.openai.schemas import ChatCompletionRequest
 from server.runtime import Runtime
-from server.session_ids import derive_session_id, project_from_headers, request_owner, session_from_headers
-from server.turns import BadTurn, TurnEvent, TurnRequest
+from server.turns.runner import BadTurn, TurnEvent, TurnRequest
+from server.turns.session_ids import derive_session_id, project_from_headers, request_owner, session_from_headers
 
 router = APIRouter(tags=["openai"])
 

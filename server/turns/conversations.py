@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import AIMessage, BaseMessage
 
 from memory.sessions import visible_to
-from server.session_ids import conversation_key
+from server.turns.session_ids import conversation_key
 
 if TYPE_CHECKING:
     from server.runtime import Runtime

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Response
 
 from memory.entities import Entity
 from memory.sessions import scope_of, visible_to
+from server.api.schemas import EntityCreate, EntityUpdate, entity_public, project_of_scope
+from server.api.sessions import require_own_project, require_project
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
-from server.routes.sessions import require_own_project, require_project
 from server.runtime import Runtime
-from server.schemas import EntityCreate, EntityUpdate, entity_public, project_of_scope
 
 router = APIRouter(prefix="/entities", tags=["entities"])
 

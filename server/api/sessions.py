@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response
 from langchain_core.messages import AIMessage, ToolMessage
 
 from memory.sessions import scope_of, visible_to
+from server.api.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
-from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 

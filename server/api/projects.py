@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from memory.sessions import scope_of, visible_to
+from server.api.schemas import ProjectCreate, ProjectUpdate, project_public, session_public
+from server.api.sessions import forget_session
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
-from server.routes.sessions import forget_session
 from server.runtime import Runtime
-from server.schemas import ProjectCreate, ProjectUpdate, project_public, session_public
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

@@ -3,7 +3,7 @@
 Claude Code (`ANTHROPIC_BASE_URL=http://host:8000`) and the `anthropic` SDKs talk to the same graph as
 every other route. The session is `X-Claude-Code-Session-Id` (or `X-Session-Id`, or the session in
 `metadata.user_id`; a conversation other than the one stored there gets a session beside it, see
-server/conversations.py), or one derived from the conversation's start; the project is `X-Project-Id`,
+server/turns/conversations.py), or one derived from the conversation's start; the project is `X-Project-Id`,
 else the working directory the client reports in its system prompt, so each repository has its own memory.
 """
 
@@ -19,22 +19,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from langchain_core.messages import BaseMessage
 
-from server import anthropic_format as fmt
-from server.anthropic_schemas import MessagesRequest, project_from_directory, working_directory
-from server.conversations import conversation_session
 from server.deps import RuntimeDep
 from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
-from server.prompt_preview import preview
+from server.protocols.anthropic import format as fmt
+from server.protocols.anthropic.schemas import MessagesRequest, project_from_directory, working_directory
 from server.runtime import Runtime
-from server.session_ids import (
+from server.turns.conversations import conversation_session
+from server.turns.preview import preview
+from server.turns.runner import BadTurn, TurnEvent, TurnRequest
+from server.turns.session_ids import (
     derive_session_id,
     project_from_headers,
     request_owner,
     session_from_headers,
     validate_session_id,
 )
-from server.turns import BadTurn, TurnEvent, TurnRequest
 
 router = APIRouter(tags=["anthropic"])
 PING_SECONDS = 5.0
@@ -68,7 +68,7 @@ def _session_id(body: MessagesRequest, request: Request, system: str | None, mes
 
 async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request, stream: bool) -> TurnRequest:
     """The turn a Messages request asks for; on a named session, in the session of its own conversation
-    (server/conversations.py)."""
+    (server/turns/conversations.py)."""
     client_system = body.system_text()
     system = "\n\n".join(p for p in (client_system, body.tool_instruction()) if p) or None
     project = project_from_headers(request.headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,7 +109,7 @@ def _json_candidates(text: str) -> list[Any]:
     return found
 
 
-def parse_reply(content: str, native_tool_calls: list[dict[str, Any]] | None = None) -> ParsedReply:
+def parse_reply(content: str, native_tool_calls: Sequence[Mapping[str, Any]] | None = None) -> ParsedReply:
     """Turn a model's reply into text + tool calls. Never raises.
 
     Native OpenAI tool calls are accepted as they are. Otherwise the contract JSON is looked for as the
@@ -120,7 +121,8 @@ def parse_reply(content: str, native_tool_calls: list[dict[str, Any]] | None = N
     if native_tool_calls:
         inner = parse_reply(content) if stripped else ParsedReply(text="")
         text = inner.text if inner.status != "fallback" else stripped
-        return ParsedReply(text=text, tool_calls=list(native_tool_calls) + inner.tool_calls, status="native")
+        calls = [dict(c) for c in native_tool_calls] + inner.tool_calls
+        return ParsedReply(text=text, tool_calls=calls, status="native")
     try:
         whole = json.loads(stripped)
     except ValueError:
@@ -142,7 +144,7 @@ def parse_reply(content: str, native_tool_calls: list[dict[str, Any]] | None = N
     return ParsedReply(text=stripped, status="fallback", problems=["reply did not follow the JSON contract"])
 
 
-def render_reply(text: str, tool_calls: list[dict[str, Any]]) -> str:
+def render_reply(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> str:
     """An assistant turn written back in contract form, as the model is asked to reply."""
     calls = [{"id": c.get("id"), "name": c["name"], "arguments": c.get("args", {})} for c in tool_calls]
     return json.dumps({"assistant_response": text, "tool_calls": calls}, ensure_ascii=False)

@@ -37,7 +37,7 @@ class ContractTextStream(BaseChatModel):
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        extractor, raw = ResponseTextExtractor(), []
+        extractor, raw = ResponseTextExtractor(), list[str]()
         last = None
         for chunk in self.inner._stream(messages, stop=stop, **kwargs):
             last = _clean(chunk, extractor, raw)
@@ -49,7 +49,7 @@ class ContractTextStream(BaseChatModel):
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        extractor, raw = ResponseTextExtractor(), []
+        extractor, raw = ResponseTextExtractor(), list[str]()
         last = None
         async for chunk in self.inner._astream(messages, stop=stop, **kwargs):
             last = _clean(chunk, extractor, raw)

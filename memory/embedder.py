@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -18,6 +18,12 @@ DIMENSIONS = 384
 Runtime = Literal["onnx", "torch"]
 
 log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """A loaded MiniLM (ONNX Runtime or torch): texts in, one normalised row per text out."""
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 def packaged_model_path() -> Path:
@@ -65,7 +71,7 @@ class Embedder:
         self.threads = threads
         self.runtime = runtime
         self.cache_dir = cache_dir
-        self._model = None  # an OnnxMiniLM or a TorchMiniLM, loaded on first use
+        self._model: Encoder | None = None  # an OnnxMiniLM or a TorchMiniLM, loaded on first use
         self._lock = threading.Lock()
         # Queries (on a reply's critical path) go before background indexing: the indexer embeds one
         # text at a time and steps aside while a query is waiting for the model.
@@ -112,6 +118,9 @@ class Embedder:
         return self._model is not None
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
+        if self._model is None:
+            self.load()
+        assert self._model is not None
         return self._model.encode(texts).tolist()
 
     def embed(self, texts: list[str]) -> list[list[float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class EntityStore:
         """Whether the scope has any entity."""
         return bool(self.db.query("SELECT 1 FROM entities WHERE scope = ? LIMIT 1", (scope,)))
 
-    def mentioned_in(self, scope: str, text: str, limit: int) -> list[Entity]:
+    def mentioned_in(self, scope: str, text: str, limit: int) -> builtins.list[Entity]:
         """Entities whose name appears in `text` (whatever the vectors say)."""
         rows = self.db.query(
             "SELECT * FROM entities WHERE scope = ? AND length(name) > 2 AND instr(lower(?), lower(name)) > 0"
@@ -106,7 +107,7 @@ class EntityStore:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM entities WHERE id = ?", (entity_id,))
 
-    def of_session(self, session_id: str) -> list[Entity]:
+    def of_session(self, session_id: str) -> builtins.list[Entity]:
         """Entities first extracted from one session."""
         return [_entity(r) for r in self.db.query("SELECT * FROM entities WHERE source_session_id = ?",
                                                   (session_id,))]

@@ -127,7 +127,7 @@ class EpisodeStore:
                 conn.execute(f"INSERT INTO {table} (rowid, scope_token, document) VALUES (?, ?, ?)",
                              (cur.lastrowid, scope_token(episode.scope), episode.document))
             conn.execute("DELETE FROM episodes_recent_fts WHERE rowid <= ?",
-                         (cur.lastrowid - self.planner.recent_rows,))
+                         ((cur.lastrowid or 0) - self.planner.recent_rows,))
 
     def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
         """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words that

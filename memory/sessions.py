@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from typing import Any
@@ -161,7 +162,7 @@ class SessionStore:
             " FROM projects p WHERE p.id = ?", (project_id,))
         return dict(rows[0]) if rows else None
 
-    def list_projects(self, owner: str | None = None) -> list[dict]:
+    def list_projects(self, owner: str | None = None) -> builtins.list[dict]:
         """All projects (or one owner's), newest first."""
         where, params = ("WHERE p.owner = ?", (owner,)) if owner else ("", ())
         rows = self.db.query(

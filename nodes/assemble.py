@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 import prompts
 from graph.budget import CLIENT_SYSTEM_SHARE, describe_tools, estimate_tokens, trim_text
 from graph.deps import Deps
-from graph.state import Node, State
+from graph.state import Node, Recalled, State
 from graph.transcript import merge_turns, to_chat
 from graph.window import window_start
 
@@ -84,7 +84,7 @@ def _trimmed(client: str, max_tokens: int, trimmed: list[str]) -> str:
 
 def _memory_blocks(state: State) -> tuple[str, str, list[str]]:
     """The summary block, the entities block and the recalled episodes ("" / [] when there are none)."""
-    recalled = state.get("recalled") or {}
+    recalled: Recalled | dict[str, Any] = state.get("recalled") or {}
     summary, entities = state.get("summary"), recalled.get("entities") or []
     summary_block = prompts.render("summary_context", summary=summary) if summary else ""
     entity_block = prompts.render("entities", entities="\n".join(f"- {e}" for e in entities)) if entities else ""

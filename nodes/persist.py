@@ -23,13 +23,13 @@ def turn_texts(state: State) -> tuple[str, str, str | None, str | None]:
     start = len(messages) - 1
     while start > 0 and not isinstance(messages[start - 1], AIMessage):
         start -= 1
-    parts = []
+    parts: list[str] = []
     for message in messages[start:-1]:
         if isinstance(message, HumanMessage):
             parts.append(message.text)
         elif isinstance(message, ToolMessage):
             parts.append(f"[tool result {message.name or message.tool_call_id}] {message.text[:TOOL_RESULT_CHARS]}")
-    assistant = reply.text
+    assistant: str = reply.text
     for call in getattr(reply, "tool_calls", []):
         assistant += f"\n[tool call {call['name']}({call['args']})]"
     first_id = messages[start].id if start < len(messages) - 1 else None

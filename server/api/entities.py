@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Response
 
 from memory.entities import Entity
 from memory.sessions import scope_of, visible_to
-from server.api.schemas import EntityCreate, EntityUpdate, entity_public, project_of_scope
+from server.api.schemas import EntitiesList, EntityCreate, EntityPublic, EntityUpdate, entity_public, project_of_scope
 from server.api.sessions import require_own_project, require_project
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
@@ -36,15 +35,15 @@ async def get_entity_or_404(runtime: Runtime, entity_id: str, owner: str | None 
 
 
 @router.get("")
-async def list_entities(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None) -> dict[str, Any]:
+async def list_entities(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None) -> EntitiesList:
     """A project's entities (without `projectId`: those of the default scope, shared or the key's own)."""
     await require_own_project(runtime, projectId, owner)
     entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(projectId, owner))
-    return {"entities": [entity_public(e) for e in entities]}
+    return EntitiesList(entities=[entity_public(e) for e in entities])
 
 
 @router.post("", status_code=201)
-async def create_entity(body: EntityCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def create_entity(body: EntityCreate, runtime: RuntimeDep, owner: OwnerDep) -> EntityPublic:
     """Create an entity, or update the one of the same name in that project."""
     await require_project(runtime, body.projectId, owner)
     entity = await asyncio.to_thread(runtime.deps.admin.upsert_entity, scope_of(body.projectId, owner), body.name,
@@ -53,7 +52,7 @@ async def create_entity(body: EntityCreate, runtime: RuntimeDep, owner: OwnerDep
 
 
 @router.patch("/{entity_id}")
-async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep, owner: OwnerDep) -> EntityPublic:
     """Edit `name`, `type` and/or `notes`: at least one of them."""
     if not body.model_fields_set:
         raise ApiError(400, "name, type or notes is required.", param="name")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Response
 
 from memory.sessions import scope_of, visible_to
-from server.api.schemas import ProjectCreate, ProjectUpdate, project_public, session_public
+from server.api.schemas import (
+    ProjectCreate,
+    ProjectPublic,
+    ProjectSessions,
+    ProjectsList,
+    ProjectUpdate,
+    project_public,
+    session_public,
+)
 from server.api.sessions import forget_session
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
@@ -26,14 +33,14 @@ async def get_project_or_404(runtime: Runtime, project_id: str, owner: str | Non
 
 
 @router.get("")
-async def list_projects(runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def list_projects(runtime: RuntimeDep, owner: OwnerDep) -> ProjectsList:
     """All projects (with API_KEY_SCOPED_SESSIONS: the key's own), newest first."""
     rows = await asyncio.to_thread(runtime.deps.sessions.list_projects, owner)
-    return {"projects": [project_public(r) for r in rows]}
+    return ProjectsList(projects=[project_public(r) for r in rows])
 
 
 @router.post("", status_code=201)
-async def create_project(body: ProjectCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def create_project(body: ProjectCreate, runtime: RuntimeDep, owner: OwnerDep) -> ProjectPublic:
     """Create a project (`id` optional)."""
     row = await asyncio.to_thread(runtime.deps.sessions.create_project, body.id, body.name, body.description, owner)
     if row is None:
@@ -42,22 +49,22 @@ async def create_project(body: ProjectCreate, runtime: RuntimeDep, owner: OwnerD
 
 
 @router.get("/{project_id}")
-async def get_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def get_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep) -> ProjectPublic:
     return project_public(await get_project_or_404(runtime, project_id, owner))
 
 
 @router.get("/{project_id}/sessions")
 async def project_sessions(project_id: str, runtime: RuntimeDep, owner: OwnerDep, limit: int = 50,
-                           offset: int = 0) -> dict[str, Any]:
+                           offset: int = 0) -> ProjectSessions:
     """The project's sessions, most recently active first."""
     await get_project_or_404(runtime, project_id, owner)
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, project_id, max(1, min(limit, 200)),
                                           max(0, offset), owner)
-    return {"sessions": [session_public(r) for r in rows], "total": total}
+    return ProjectSessions(sessions=[session_public(r) for r in rows], total=total)
 
 
 @router.patch("/{project_id}")
-async def update_project(project_id: str, body: ProjectUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def update_project(project_id: str, body: ProjectUpdate, runtime: RuntimeDep, owner: OwnerDep) -> ProjectPublic:
     """Rename a project and/or change its description: at least one of them."""
     if not body.model_fields_set:
         raise ApiError(400, "name or description is required.", param="name")

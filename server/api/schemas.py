@@ -77,18 +77,113 @@ class ChatRequest(BaseModel):
     model: str | None = Field(None, max_length=300)
 
 
-def session_public(row: dict) -> dict[str, Any]:
-    return {"id": row["id"], "name": row.get("name"), "projectId": row.get("project_id"),
-            "createdAt": iso(row.get("created_at")), "updatedAt": iso(row.get("updated_at")),
-            "turnCount": row.get("turn_count", 0)}
+class _Public(BaseModel):
+    """A response body; the keys are camelCase, as seed 001's clients read them."""
 
 
-def project_public(row: dict) -> dict[str, Any]:
-    return {"id": row["id"], "name": row["name"], "description": row.get("description"),
-            "createdAt": iso(row.get("created_at")), "updatedAt": iso(row.get("updated_at")),
-            "sessionCount": row.get("session_count", 0)}
+class SessionPublic(_Public):
+    id: str
+    name: str | None = None
+    projectId: str | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    turnCount: int = 0
 
 
-def entity_public(entity: Entity) -> dict[str, Any]:
-    return {"id": entity.id, "name": entity.name, "type": entity.type, "notes": entity.notes,
-            "projectId": project_of_scope(entity.scope), "sourceSessionId": entity.source_session_id}
+class SessionDetail(SessionPublic):
+    summary: str | None = None
+    messageCount: int
+    episodeCount: int
+
+
+class SessionsPage(_Public):
+    sessions: list[SessionPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProjectPublic(_Public):
+    id: str
+    name: str
+    description: str | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    sessionCount: int = 0
+
+
+class ProjectSessions(_Public):
+    sessions: list[SessionPublic]
+    total: int
+
+
+class ProjectsList(_Public):
+    projects: list[ProjectPublic]
+
+
+class EntityPublic(_Public):
+    id: str
+    name: str
+    type: str
+    notes: str
+    projectId: str | None = None
+    sourceSessionId: str | None = None
+
+
+class EntitiesList(_Public):
+    entities: list[EntityPublic]
+
+
+class ToolCallPublic(_Public):
+    id: str | None = None
+    name: str
+    arguments: dict[str, Any]
+
+
+class MessagePublic(_Public):
+    """One message of a session; `toolCalls`, `contract` and `toolCallId` only where they apply."""
+
+    id: str | None = None
+    role: str
+    content: str
+    toolCalls: list[ToolCallPublic] | None = None
+    contract: str | None = Field(None, description="How the reply met the JSON contract: ok, repaired, native, "
+                                 "truncated or fallback.")
+    toolCallId: str | None = None
+
+
+class SessionMessages(_Public):
+    sessionId: str
+    summary: str | None = None
+    messages: list[MessagePublic]
+
+
+class EpisodePublic(_Public):
+    id: str
+    text: str
+    createdAt: str | None = None
+
+
+class SessionMemory(_Public):
+    sessionId: str
+    projectId: str | None = None
+    summary: str | None = None
+    recentEpisodes: list[EpisodePublic]
+    entities: list[EntityPublic]
+
+
+def session_public(row: dict) -> SessionPublic:
+    return SessionPublic(id=row["id"], name=row.get("name"), projectId=row.get("project_id"),
+                         createdAt=iso(row.get("created_at")), updatedAt=iso(row.get("updated_at")),
+                         turnCount=row.get("turn_count") or 0)
+
+
+def project_public(row: dict) -> ProjectPublic:
+    return ProjectPublic(id=row["id"], name=row["name"], description=row.get("description"),
+                         createdAt=iso(row.get("created_at")), updatedAt=iso(row.get("updated_at")),
+                         sessionCount=row.get("session_count") or 0)
+
+
+def entity_public(entity: Entity) -> EntityPublic:
+    return EntityPublic(id=entity.id, name=entity.name, type=entity.type, notes=entity.notes,
+                        projectId=project_of_scope(entity.scope), sourceSessionId=entity.source_session_id)

@@ -9,7 +9,21 @@ from fastapi import APIRouter, Query, Response
 from langchain_core.messages import AIMessage, ToolMessage
 
 from memory.sessions import scope_of, visible_to
-from server.api.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
+from server.api.schemas import (
+    EpisodePublic,
+    MessagePublic,
+    SessionCreate,
+    SessionDetail,
+    SessionMemory,
+    SessionMessages,
+    SessionPublic,
+    SessionsPage,
+    SessionUpdate,
+    ToolCallPublic,
+    entity_public,
+    iso,
+    session_public,
+)
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
@@ -38,29 +52,29 @@ async def require_own_project(runtime: Runtime, project_id: str | None, owner: s
         await require_project(runtime, project_id, owner)
 
 
-def message_public(message: Any) -> dict[str, Any]:
+def message_public(message: Any) -> MessagePublic:
     role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(message.type, message.type)
-    out: dict[str, Any] = {"id": message.id, "role": role, "content": message.text}
+    out = MessagePublic(id=message.id, role=role, content=message.text)
     if isinstance(message, AIMessage) and message.tool_calls:
-        out["toolCalls"] = [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
+        out.toolCalls = [ToolCallPublic(id=c["id"], name=c["name"], arguments=c["args"]) for c in message.tool_calls]
     if isinstance(message, AIMessage) and message.response_metadata.get("contract"):
-        out["contract"] = message.response_metadata["contract"]  # ok, repaired, native, truncated, fallback
+        out.contract = message.response_metadata["contract"]  # ok, repaired, native, truncated, fallback
     if isinstance(message, ToolMessage):
-        out["toolCallId"] = message.tool_call_id
+        out.toolCallId = message.tool_call_id
     return out
 
 
 @router.get("")
 async def list_sessions(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionsPage:
     """Sessions, most recently active first; `projectId` filters by project."""
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset, owner)
-    return {"sessions": [session_public(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return SessionsPage(sessions=[session_public(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=201)
-async def create_session(body: SessionCreate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def create_session(body: SessionCreate, runtime: RuntimeDep, owner: OwnerDep) -> SessionPublic:
     """Create a session ahead of use (optional: chat routes create sessions on first use)."""
     await require_project(runtime, body.projectId, owner)
     row = await asyncio.to_thread(runtime.deps.sessions.create, body.id, body.name, body.projectId, owner)
@@ -70,44 +84,44 @@ async def create_session(body: SessionCreate, runtime: RuntimeDep, owner: OwnerD
 
 
 @router.get("/{session_id}")
-async def get_session(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def get_session(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> SessionDetail:
     """One session with its summary and counts."""
     row = await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.ids_by_scope, session_id)
-    return {**session_public(row), "summary": state.values.get("summary") or None,
-            "messageCount": len(state.values.get("messages", [])),
-            "episodeCount": sum(len(ids) for ids in episodes.values())}
+    return SessionDetail(**session_public(row).model_dump(), summary=state.values.get("summary") or None,
+                         messageCount=len(state.values.get("messages", [])),
+                         episodeCount=sum(len(ids) for ids in episodes.values()))
 
 
-@router.get("/{session_id}/messages")
-async def get_messages(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+@router.get("/{session_id}/messages", response_model_exclude_unset=True)
+async def get_messages(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> SessionMessages:
     """The conversation as the checkpoint holds it (older turns live on in the summary)."""
     await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
-    return {"sessionId": session_id, "summary": state.values.get("summary") or None,
-            "messages": [message_public(m) for m in state.values.get("messages", [])]}
+    return SessionMessages(sessionId=session_id, summary=state.values.get("summary") or None,
+                           messages=[message_public(m) for m in state.values.get("messages", [])])
 
 
 @router.get("/{session_id}/memory")
 async def get_memory(session_id: str, runtime: RuntimeDep, owner: OwnerDep,
-                     limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+                     limit: Annotated[int, Query(ge=1, le=200)] = 20) -> SessionMemory:
     """What the assistant remembers of this session: summary, recent episodes, the project's entities."""
     row = await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.for_session, session_id, limit)
     entities = await asyncio.to_thread(runtime.deps.entities.list, scope_of(row["project_id"], row.get("owner")))
-    return {
-        "sessionId": session_id,
-        "projectId": row["project_id"],
-        "summary": state.values.get("summary") or None,
-        "recentEpisodes": [{"id": e.id, "text": e.document, "createdAt": iso(e.created_at)} for e in episodes],
-        "entities": [entity_public(e) for e in entities],
-    }
+    return SessionMemory(
+        sessionId=session_id,
+        projectId=row["project_id"],
+        summary=state.values.get("summary") or None,
+        recentEpisodes=[EpisodePublic(id=e.id, text=e.document, createdAt=iso(e.created_at)) for e in episodes],
+        entities=[entity_public(e) for e in entities],
+    )
 
 
 @router.patch("/{session_id}")
-async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeDep, owner: OwnerDep) -> SessionPublic:
     """Rename (`name`) and/or move (`projectId`, null for none) a session: at least one of them."""
     name_given = body.name is not None and body.name.strip() != ""
     project_given = "projectId" in body.model_fields_set

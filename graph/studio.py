@@ -26,7 +26,8 @@ class _StudioGraph:
         async with self._lock:
             if self._deps is None:
                 from config.settings import Settings
-                from server.runtime import build_deps, embedded_node
+                from graph.wiring import build_deps
+                from inference.chat_models import embedded_node
 
                 settings, node = embedded_node(Settings())
                 if node is not None:  # no INFERENCE_BASE_URL: the embedded node, stopped at exit

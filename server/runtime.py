@@ -9,118 +9,22 @@ from dataclasses import dataclass, field
 
 import aiosqlite
 import httpx
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from config.settings import Settings
 from graph.builder import build_graph
-from graph.deps import Deps, MemoryLimits
-from inference.backends import Backend, CircuitBreaker, FailoverChatModel
-from inference.local_node import ALIAS, LocalInferenceNode
-from inference.plain_completions import PlainCompletions
-from memory.admin import MemoryAdmin
+from graph.deps import Deps
+from graph.wiring import build_deps
+from inference.backends import Backend, FailoverChatModel
+from inference.chat_models import embedded_node
+from inference.local_node import LocalInferenceNode
 from memory.datadir_lock import DirectoryLock
-from memory.db import Database
-from memory.embedder import Embedder
-from memory.entities import EntityStore
-from memory.episodes import EpisodeStore
-from memory.hybrid import FusionWeights
-from memory.idempotency import IdempotencyStore
-from memory.indexer import Indexer
-from memory.sessions import SessionStore
-from memory.vector_process import VectorIndex
 from server.metrics import Metrics
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
 
 log = logging.getLogger(__name__)
-
-
-def make_backends(settings: Settings) -> list[Backend]:
-    """The primary node and the fallbacks, in order, each with its own circuit."""
-    return [Backend(url, make_chat_model(settings, url),
-                    CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds))
-            for url in [settings.inference_base_url, *settings.fallback_urls]]
-
-
-def make_chat_model(settings: Settings, base_url: str | None = None) -> ChatOpenAI:
-    """One inference node as a LangChain chat model (OpenAI protocol)."""
-    model = ChatOpenAI(
-        base_url=base_url or settings.inference_base_url,
-        api_key=settings.inference_api_key,
-        model=settings.inference_model,
-        temperature=settings.temperature,
-        timeout=httpx.Timeout(settings.inference_timeout_seconds, connect=settings.inference_connect_timeout_seconds),
-        max_retries=settings.inference_max_retries,
-        stream_usage=True,
-    )
-    model.async_client = PlainCompletions(model.root_async_client)  # the same SDK call, minus ~2 ms a turn
-    return model
-
-
-def embedded_node(settings: Settings) -> tuple[Settings, LocalInferenceNode | None]:
-    """With INFERENCE_BASE_URL unset: the embedded node (not started yet) and the settings pointing at it."""
-    if settings.inference_base_url is not None:
-        return settings, None
-    node = LocalInferenceNode(settings.local_model_path, settings.local_context_tokens, settings.local_threads,
-                              log_path=settings.data_dir / "inference-node.log")
-    return settings.model_copy(update={
-        "inference_base_url": node.base_url,
-        "inference_model": ALIAS,
-        "context_tokens": min(settings.context_tokens, settings.local_context_tokens),
-        "max_tokens": min(settings.max_tokens, settings.local_max_tokens),
-        "inference_response_format": "schema-embedded" if settings.inference_response_format in ("auto", "schema")
-        else settings.inference_response_format,
-    }), node
-
-
-def contract_mode(settings: Settings) -> str:
-    """`schema` (OpenAI json_schema), `schema-embedded` (llama-cpp-python's form), `prompt-only` or `off`."""
-    mode = settings.inference_response_format
-    return "prompt-only" if mode == "auto" else mode
-
-
-def build_deps(settings: Settings, chat_model=None) -> Deps:
-    """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop).
-    Without `chat_model`, the nodes talk to the configured backends through their circuits."""
-    if chat_model is None:
-        chat_model = FailoverChatModel(backends=make_backends(settings),
-                                       first_token_timeout=settings.inference_first_token_timeout_seconds)
-    db = Database(settings.memory_path)
-    embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
-                        cache_dir=settings.model_cache_dir)
-    episodes = EpisodeStore(db)
-    sessions = SessionStore(db)
-    entities = EntityStore(db)
-    vectors = VectorIndex(settings.chroma_dir)
-    return Deps(
-        chat_model=chat_model,
-        episodes=episodes,
-        sessions=sessions,
-        vectors=vectors,
-        embedder=embedder,
-        indexer=Indexer(episodes, vectors, embedder, by=settings.episode_embedding),
-        entities=entities,
-        admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
-        idempotency=IdempotencyStore(db),
-        contract=contract_mode(settings),
-        limits=MemoryLimits(
-            recent_messages=settings.recent_messages,
-            summary_trigger_messages=settings.summary_trigger_messages,
-            recall_top_k=settings.recall_top_k,
-            recall_candidates=settings.recall_candidates,
-            context_tokens=settings.context_tokens,
-            max_tokens=settings.max_tokens,
-            entity_top_k=settings.entity_top_k,
-            entity_threshold=settings.entity_threshold,
-        ),
-        weights=FusionWeights(
-            lexical=settings.recall_lexical_weight,
-            vector=settings.recall_vector_weight,
-            vector_threshold=settings.recall_vector_threshold,
-        ),
-    )
 
 
 @dataclass

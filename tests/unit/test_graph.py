@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.builder import build_graph
-from server.runtime import build_deps
+from graph.wiring import build_deps
 from tests.fakes import FakeChatModel, contract
 
 

@@ -1,0 +1,63 @@
+"""build_deps(settings): the memory stores, the embedder and the chat model, wired into the graph's Deps.
+Used by the server's lifespan, the `langgraph dev` factory (graph/studio.py) and the tests."""
+
+from __future__ import annotations
+
+from langchain_core.language_models import BaseChatModel
+
+from config.settings import Settings
+from graph.deps import Deps, MemoryLimits
+from inference.backends import FailoverChatModel
+from inference.chat_models import contract_mode, make_backends
+from memory.admin import MemoryAdmin
+from memory.db import Database
+from memory.embedder import Embedder
+from memory.entities import EntityStore
+from memory.episodes import EpisodeStore
+from memory.hybrid import FusionWeights
+from memory.idempotency import IdempotencyStore
+from memory.indexer import Indexer
+from memory.sessions import SessionStore
+from memory.vector_process import VectorIndex
+
+
+def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> Deps:
+    """Open the memory stores and wire the graph's dependencies (blocking: call off the event loop).
+    Without `chat_model`, the nodes talk to the configured backends through their circuits."""
+    if chat_model is None:
+        chat_model = FailoverChatModel(backends=make_backends(settings),
+                                       first_token_timeout=settings.inference_first_token_timeout_seconds)
+    db = Database(settings.memory_path)
+    embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
+                        cache_dir=settings.model_cache_dir)
+    episodes = EpisodeStore(db)
+    sessions = SessionStore(db)
+    entities = EntityStore(db)
+    vectors = VectorIndex(settings.chroma_dir)
+    return Deps(
+        chat_model=chat_model,
+        episodes=episodes,
+        sessions=sessions,
+        vectors=vectors,
+        embedder=embedder,
+        indexer=Indexer(episodes, vectors, embedder, by=settings.episode_embedding),
+        entities=entities,
+        admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
+        idempotency=IdempotencyStore(db),
+        contract=contract_mode(settings),
+        limits=MemoryLimits(
+            recent_messages=settings.recent_messages,
+            summary_trigger_messages=settings.summary_trigger_messages,
+            recall_top_k=settings.recall_top_k,
+            recall_candidates=settings.recall_candidates,
+            context_tokens=settings.context_tokens,
+            max_tokens=settings.max_tokens,
+            entity_top_k=settings.entity_top_k,
+            entity_threshold=settings.entity_threshold,
+        ),
+        weights=FusionWeights(
+            lexical=settings.recall_lexical_weight,
+            vector=settings.recall_vector_weight,
+            vector_threshold=settings.recall_vector_threshold,
+        ),
+    )

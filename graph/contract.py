@@ -150,9 +150,11 @@ def render_reply(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps({"assistant_response": text, "tool_calls": calls}, ensure_ascii=False)
 
 
-def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8) -> dict[str, Any]:
-    """The contract as a JSON schema (bounded, so a constrained small model cannot loop forever)."""
-    return {
+def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8,
+                    tool_names: list[str] | None = None) -> dict[str, Any]:
+    """The contract as a JSON schema (bounded, so a constrained small model cannot loop forever).
+    With `tool_names` (the client's declared tools), a call's name can only be one of them."""
+    schema = {
         "type": "object",
         "properties": {
             "assistant_response": {"type": "string", "maxLength": max_text_chars},
@@ -172,16 +174,21 @@ def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8) -> dict
         },
         "required": ["assistant_response", "tool_calls"],
     }
+    if tool_names:
+        schema["properties"]["tool_calls"]["items"]["properties"]["name"] = {"type": "string", "enum": tool_names}
+    return schema
 
 
-def contract_response_format(mode: str, max_text_chars: int = 8000) -> dict[str, Any] | None:
+def contract_response_format(mode: str, max_text_chars: int = 8000,
+                             tool_names: list[str] | None = None) -> dict[str, Any] | None:
     """The `response_format` that constrains a reply to the contract, in the form the node understands.
 
     `schema`: OpenAI's `json_schema` (OpenAI, vLLM, llama.cpp's own server); `schema-embedded`:
     llama-cpp-python's server, which takes `json_object` with a `schema`. Other modes: none.
-    `max_text_chars` keeps the answer short enough for the JSON to close before the token limit.
+    `max_text_chars` keeps the answer short enough for the JSON to close before the token limit;
+    `tool_names` limits calls to the declared tools.
     """
-    schema = contract_schema(max_text_chars)
+    schema = contract_schema(max_text_chars, tool_names=tool_names)
     if mode == "schema":
         return {"type": "json_schema", "json_schema": {"name": "assistant_contract", "schema": schema}}
     if mode == "schema-embedded":

@@ -9,8 +9,10 @@ from langchain_core.runnables import RunnableConfig
 from graph.config import RunOptions
 from graph.contract import contract_response_format
 from graph.contract_stream import ContractTextStream
+from graph.declared_tools import declared_names
 from graph.deps import Deps
 from graph.state import Node, State
+from graph.usage import prompt_estimate, with_usage
 
 
 def make_infer(deps: Deps) -> Node:
@@ -22,11 +24,13 @@ def make_infer(deps: Deps) -> Node:
         opts = RunOptions.from_config(config)
         kwargs = opts.inference_kwargs(deps.limits.max_tokens)
         # ~3 characters per token of the limit: the string closes before the limit cuts the JSON.
-        response_format = contract_response_format(deps.contract, max(200, 3 * kwargs["extra_body"]["max_tokens"]))
+        response_format = contract_response_format(deps.contract, max(200, 3 * kwargs["extra_body"]["max_tokens"]),
+                                                   declared_names(state.get("tools")))
         if response_format:
             kwargs["extra_body"]["response_format"] = response_format
         model = streaming_model.bind(**kwargs)
         reply = await model.ainvoke(state["prompt"], config)
-        return {"raw_output": reply}
+        # Counts the node did not give are estimated here, once, for every door (never zeros).
+        return {"raw_output": with_usage(reply, prompt_estimate(state["prompt"], state.get("prompt_stats")))}
 
     return infer

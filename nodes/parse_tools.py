@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph.contract import parse_reply
+from graph.declared_tools import check_calls
 from graph.deps import Deps
 from graph.state import Node, State
 
@@ -20,7 +21,8 @@ def make_parse_tools(deps: Deps) -> Node:
     """Build the parse_tools node."""
 
     async def parse_tools(state: State, config: RunnableConfig) -> dict[str, Any]:
-        """Parse the contract JSON (or native tool calls); a reply that ignores it is kept as plain text."""
+        """Parse the contract JSON (or native tool calls); a reply that ignores it is kept as plain text.
+        Calls to tools the client did not declare, or with arguments their schema refuses, are dropped."""
         raw = state.get("raw_output") or AIMessage("")
         meta = raw.response_metadata or {}
         # Streamed replies carry clean text as content and the raw reply in metadata.
@@ -31,17 +33,23 @@ def make_parse_tools(deps: Deps) -> Node:
             parsed.status = "truncated"
         if parsed.status not in ("ok", "native"):
             log.info("contract %s: %s", parsed.status, "; ".join(parsed.problems))
+        calls, dropped = check_calls(parsed.tool_calls, state.get("tools"))
+        if dropped:
+            log.info("tool calls dropped: %s", "; ".join(f"{d['name']}: {d['reason']}" for d in dropped))
+        metadata = {
+            "contract": parsed.status,
+            "contract_problems": parsed.problems,
+            "finish_reason": finish,
+            "model_name": meta.get("model_name"),
+        }
+        if dropped:
+            metadata["tool_calls_dropped"] = dropped
         message = AIMessage(
             content=parsed.text,
-            tool_calls=parsed.tool_calls,
+            tool_calls=calls,
             id=f"ai-{uuid.uuid4().hex}",
             usage_metadata=raw.usage_metadata,
-            response_metadata={
-                "contract": parsed.status,
-                "contract_problems": parsed.problems,
-                "finish_reason": finish,
-                "model_name": meta.get("model_name"),
-            },
+            response_metadata=metadata,
         )
         return {"messages": [message]}
 

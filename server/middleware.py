@@ -86,6 +86,8 @@ class RequestLog:
                 "recall_degraded": bool(turn.get("recall_degraded")) or info.get("x-recall-degraded") == "true",
                 "recall_ms": turn.get("recall_ms"), "inference_ms": turn.get("inference_ms"),
                 "tokens_in": usage.get("input_tokens"), "tokens_out": usage.get("output_tokens"),
+                "tokens_estimated": turn.get("usage_estimated") or None,
+                "tool_calls_dropped": turn.get("tool_calls_dropped") or None,
                 "prompt_tokens_offered": prompt.get("tokens_offered"), "prompt_tokens_sent": prompt.get("tokens_sent"),
                 "prompt_trimmed": prompt.get("trimmed") or None,
             }})

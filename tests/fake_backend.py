@@ -43,13 +43,22 @@ def default_responder(body: dict[str, Any]) -> str:
 
 
 class FakeBackend:
-    """`with FakeBackend() as backend:` serves `backend.base_url` (…/v1) on 127.0.0.1."""
+    """`with FakeBackend() as backend:` serves `backend.base_url` (…/v1) on 127.0.0.1.
 
-    def __init__(self, responder: Responder = default_responder, model: str = "fake-model") -> None:
+    Usage is reported as OpenAI and llama.cpp's server report it: in every whole reply, and in a stream's last
+    chunk only when the request asks (`stream_options.include_usage`). `usage=False` plays a node that never
+    reports it. `usages[i]` is what was reported for `requests[i]` (None: nothing).
+    """
+
+    def __init__(self, responder: Responder = default_responder, model: str = "fake-model",
+                 usage: bool = True) -> None:
         self.responder = responder
         self.model = model
+        self.usage = usage
         self.requests: list[dict[str, Any]] = []
+        self.usages: list[dict[str, int] | None] = []
         self.fail_with: int | None = None
+        self.lock = threading.Lock()
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,7 +85,10 @@ class FakeBackend:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                backend.requests.append(body)
+                with backend.lock:  # handlers run on threads: keep the two lists in step
+                    backend.requests.append(body)
+                    backend.usages.append(None)
+                    index = len(backend.usages) - 1
                 if backend.fail_with:
                     self._send(backend.fail_with, json.dumps({"error": {"message": "scripted failure"}}).encode())
                     return
@@ -85,16 +97,22 @@ class FakeBackend:
                 finish = "stop" if isinstance(reply, str) else reply.get("finish_reason", "stop")
                 usage = {"prompt_tokens": len(prompt_text(body)) // 4, "completion_tokens": len(text.split()),
                          "total_tokens": 0}
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                 if body.get("stream"):
-                    self._stream(text, finish, usage)
+                    asked = bool((body.get("stream_options") or {}).get("include_usage"))
+                    if backend.usage and asked:
+                        backend.usages[index] = usage
+                    self._stream(text, finish, backend.usages[index])
                     return
                 out = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()),
                        "model": body.get("model", backend.model),
                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": finish}], "usage": usage}
+                                    "finish_reason": finish}]}
+                if backend.usage:
+                    out["usage"] = backend.usages[index] = usage
                 self._send(200, json.dumps(out).encode())
 
-            def _stream(self, text: str, finish: str, usage: dict) -> None:
+            def _stream(self, text: str, finish: str, usage: dict | None) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -108,7 +126,8 @@ class FakeBackend:
                     self.wfile.flush()
                 done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
                 self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
-                self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
+                if usage is not None:
+                    self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
@@ -133,6 +152,11 @@ class FakeBackend:
     def prompts(self) -> list[str]:
         """The prompt text of every chat request received, oldest first."""
         return [prompt_text(b) for b in self.requests]
+
+    def turn_usages(self) -> list[dict[str, int] | None]:
+        """The usage reported for each conversation turn (as `turn_prompts`), None where none was."""
+        return [u for b, u in zip(self.requests, self.usages, strict=True)
+                if (b.get("messages") or [{}])[0].get("role") == "system"]
 
     def turn_prompts(self) -> list[str]:
         """The prompts of conversation turns only (not of summaries, naming or entity extraction)."""

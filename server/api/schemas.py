@@ -150,6 +150,9 @@ class MessagePublic(_Public):
     contract: str | None = Field(None, description="How the reply met the JSON contract: ok, repaired, native, "
                                  "truncated or fallback.")
     toolCallId: str | None = None
+    toolCallsDropped: list[dict[str, Any]] | None = Field(
+        None, description="Tool calls the model made that the request did not declare, or whose arguments broke "
+        "the declared schema: not passed on.")
 
 
 class SessionMessages(_Public):

@@ -59,6 +59,8 @@ def message_public(message: Any) -> MessagePublic:
         out.toolCalls = [ToolCallPublic(id=c["id"], name=c["name"], arguments=c["args"]) for c in message.tool_calls]
     if isinstance(message, AIMessage) and message.response_metadata.get("contract"):
         out.contract = message.response_metadata["contract"]  # ok, repaired, native, truncated, fallback
+    if isinstance(message, AIMessage) and message.response_metadata.get("tool_calls_dropped"):
+        out.toolCallsDropped = message.response_metadata["tool_calls_dropped"]  # undeclared, or bad arguments
     if isinstance(message, ToolMessage):
         out.toolCallId = message.tool_call_id
     return out

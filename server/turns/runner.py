@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, RemoveMessage
 from langgraph.graph.state import CompiledStateGraph
 
-import prompts
 from graph.deps import Deps
 from graph.window import last_user_text
 from memory.sessions import SessionStore, scope_of, visible_to
@@ -28,6 +27,7 @@ from server.errors import ApiError
 from server.metrics import Metrics
 from server.turns.conversations import continues
 from server.turns.locks import KeyedLocks, SettledSessions
+from server.turns.naming import name_session
 
 log = logging.getLogger(__name__)
 
@@ -128,26 +128,6 @@ def open_session(sessions: SessionStore, session_id: str, project_id: str | None
     if not visible_to(session, owner):  # made by another key since the check
         raise unreachable_session(session_id)
     return session
-
-
-async def name_session(deps: Deps, session_id: str, user: str, assistant: str) -> None:
-    """A short second inference names a new session; failures are logged, never raised."""
-    prompt = prompts.render("name_session", user=user[:1000], assistant=assistant[:1000])
-    try:
-        model = deps.chat_model.bind(temperature=0.3, extra_body={"max_tokens": 20})
-        reply = await model.ainvoke([HumanMessage(prompt)])
-        name = clean_name(reply.text)
-        if name:
-            await asyncio.to_thread(deps.sessions.set_name_if_unnamed, session_id, name)
-    except Exception as exc:
-        log.warning("naming session %s failed: %r", session_id, exc)
-
-
-def clean_name(text: str) -> str:
-    """First line, without quotes, markup or a trailing period; 60 characters at most."""
-    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
-    line = line.strip().strip("#*`\"' ").removeprefix("Title:").strip().strip("\"' ").rstrip(".")
-    return line[:60].strip()
 
 
 class TurnRunner:
@@ -262,6 +242,7 @@ class TurnRunner:
                     elif node == "infer" and update.get("raw_output") is not None:
                         raw = update["raw_output"]
                         meta["usage"] = raw.usage_metadata
+                        meta["usage_estimated"] = (raw.response_metadata or {}).get("usage_estimated")
                         meta["inference_ms"] = round(elapsed * 1000, 2)
                         self.metrics.inference_latency.observe(elapsed)
                         for kind, key in (("input", "input_tokens"), ("output", "output_tokens")):
@@ -269,6 +250,7 @@ class TurnRunner:
                     elif node == "parse_tools":
                         final = update["messages"][-1]
                         added.append(final.id)
+                        meta["tool_calls_dropped"] = final.response_metadata.get("tool_calls_dropped")
                     elif node == "persist" and final is not None:
                         stored = True
             if stored:  # the first run's checkpoint is written: the turn is safe, the reply goes out

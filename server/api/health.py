@@ -63,6 +63,6 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         "status": "ok" if healthy else "degraded",
         "uptime_seconds": round(time.time() - runtime.started_at, 3),
         "active_sessions": active,
-        "turns_in_progress": runtime.turns.locks.busy(),
+        "turns_in_progress": runtime.turns.in_progress,
         "dependencies": dependencies,
     }

@@ -20,7 +20,7 @@ async def metrics(runtime: RuntimeDep) -> Response:
     active = await asyncio.to_thread(runtime.deps.sessions.count_active,
                                      runtime.settings.active_session_window_seconds)
     m.active_sessions.set(active)
-    m.turns_in_progress.set(runtime.turns.locks.busy())
+    m.turns_in_progress.set(runtime.turns.in_progress)
     for backend in runtime.backends:
         m.circuit_open.labels(backend.url).set(1 if backend.breaker.state == "open" else 0)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -132,11 +132,8 @@ async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeD
     row = await get_session_or_404(runtime, session_id, owner)
     if project_given and body.projectId != row["project_id"]:
         await require_project(runtime, body.projectId, owner)
-        await runtime.turns.locks.acquire(session_id)  # not while a turn of it is running
-        try:
+        async with runtime.turns.exclusive(session_id):  # not while a turn of it is running
             await asyncio.to_thread(runtime.deps.admin.move_session, session_id, body.projectId)
-        finally:
-            runtime.turns.locks.release(session_id)
         runtime.deps.indexer.schedule()
     if name_given:
         await asyncio.to_thread(runtime.deps.sessions.update, session_id, body.name.strip())
@@ -145,13 +142,10 @@ async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeD
 
 async def forget_session(runtime: Runtime, session_id: str) -> None:
     """Checkpoints, episodes, vectors, entities and the row, with no turn of it running."""
-    await runtime.turns.locks.acquire(session_id)
-    try:
+    async with runtime.turns.exclusive(session_id):
         runtime.turns.forget(session_id)
         await runtime.graph.checkpointer.adelete_thread(session_id)
         await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
-    finally:
-        runtime.turns.locks.release(session_id)
 
 
 @router.delete("/{session_id}", status_code=204)

@@ -23,7 +23,7 @@ from langserve import add_routes
 from pydantic import BaseModel, Field
 
 from server.errors import ApiError, inference_error
-from server.turns.runner import BadTurn, TurnEvent, TurnRequest, busy_error, check_reachable
+from server.turns.runner import BadTurn, TurnEvent, TurnRequest, check_reachable
 from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
@@ -85,8 +85,7 @@ async def _refuse_early(runtime: Any, configurable: dict[str, Any]) -> None:
     if owner is not None:
         await asyncio.to_thread(check_reachable, runtime.deps.sessions, session_id, configurable.get("project_id"),
                                 owner)
-    if runtime.turns.reject_busy and runtime.turns.locks.held(session_id):
-        raise busy_error(session_id)
+    runtime.turns.refuse_if_busy(session_id)
 
 
 async def _turn_events(runtime: Any, turn: TurnRequest) -> AsyncIterator[TurnEvent]:

@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -152,8 +153,7 @@ class TurnRunner:
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
                                     request.owner)
-        if self.reject_busy and self.locks.held(request.session_id):
-            raise busy_error(request.session_id)
+        self.refuse_if_busy(request.session_id)
         await self.locks.acquire(request.session_id)
         queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
         try:
@@ -300,11 +300,27 @@ class TurnRunner:
 
     async def settled_state(self, session_id: str):
         """A session's state once any turn running on it has finished (a reply just sent is in it)."""
+        async with self.exclusive(session_id):
+            return await self._repaired_state({"configurable": {"thread_id": session_id}})
+
+    @asynccontextmanager
+    async def exclusive(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the session while moving or deleting it: no turn of it runs meanwhile."""
         await self.locks.acquire(session_id)
         try:
-            return await self._repaired_state({"configurable": {"thread_id": session_id}})
+            yield
         finally:
             self.locks.release(session_id)
+
+    def refuse_if_busy(self, session_id: str) -> None:
+        """With DOUBLE_TEXTING=reject, a 409 while the session is answering another message."""
+        if self.reject_busy and self.locks.held(session_id):
+            raise busy_error(session_id)
+
+    @property
+    def in_progress(self) -> int:
+        """Sessions with a turn running or queued."""
+        return self.locks.busy()
 
     def forget(self, session_id: str) -> None:
         """The session's checkpoint was deleted: load it afresh on its next turn. Call with its lock held."""

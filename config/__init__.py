@@ -1,1 +1,1 @@
-"""config."""
+"""Process settings (one pydantic-settings class), read by every layer; per-run options live in graph/config.py."""

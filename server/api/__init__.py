@@ -1,1 +1,1 @@
-"""server/api."""
+"""The resource routes: sessions, projects, entities, memory search, models, health, metrics."""

@@ -1,1 +1,1 @@
-"""server/protocols/anthropic."""
+"""The Anthropic door (Claude Code): /v1/messages and count_tokens: request schemas, event formatting, routes."""

@@ -1,1 +1,1 @@
-"""server/protocols/openai."""
+"""The OpenAI door: /v1/chat/completions (and /stream): request schemas, chunk formatting, routes."""

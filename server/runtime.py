@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiosqlite
 import httpx
@@ -32,6 +32,7 @@ from server.metrics import Metrics
 from server.plain_completions import PlainCompletions
 from server.session_keys import KeyedLocks
 from server.settings import Settings
+from server.turn_commit import reconcile
 from server.turns import TurnRunner
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ class Runtime:
         settings, node = embedded_node(settings)
         starting = asyncio.create_task(asyncio.to_thread(node.start)) if node else None
         try:
-            deps = await asyncio.to_thread(build_deps, settings, chat_model)
+            # The runner commits each turn's episode once its checkpoint is saved (server/turn_commit.py).
+            deps = replace(await asyncio.to_thread(build_deps, settings, chat_model), commit_after_checkpoint=True)
             await asyncio.to_thread(deps.embedder.load)
             if starting:
                 await starting
@@ -179,6 +181,7 @@ class Runtime:
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         graph = build_graph(deps).compile(checkpointer=saver)
+        await reconcile(graph, deps)  # episodes of turns a crash cut: kept if their checkpoint holds them
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)

@@ -28,6 +28,7 @@ from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.session_keys import KeyedLocks, SettledSessions
+from server.turn_commit import commit_turn, discard_turn
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ class TurnRunner:
                     elif node == "persist" and final is not None:
                         stored = True
             if stored:  # the first run's checkpoint is written: the turn is safe, the reply goes out
+                await commit_turn(self.deps, request.session_id, final.id)
                 # What the stream could not show as it came (a reply that ignored the contract).
                 rest = final.text[len(streamed):] if final.text.startswith(streamed) else ""
                 if request.stream and rest:
@@ -293,12 +295,14 @@ class TurnRunner:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
             else:
                 await self._rollback(config, added)
+                await discard_turn(self.deps, request.session_id)
                 self.metrics.turns.labels("error").inc()
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
             self._settled.discard(request.session_id)
             if not delivered:
                 await asyncio.shield(self._rollback(config, added))
+                await asyncio.shield(discard_turn(self.deps, request.session_id))
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
             raise
         else:

@@ -28,6 +28,7 @@ from server.conversations import continues
 from server.errors import ApiError
 from server.metrics import Metrics
 from server.session_keys import KeyedLocks, SettledSessions
+from server.storable import is_storage_failure, storage_error, turn_input_problem
 from server.turn_commit import commit_turn, discard_turn
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,9 @@ class TurnRunner:
                     if len(message.text) > self.max_message_chars:
                         raise BadTurn(f"a message has {len(message.text)} characters; at most "
                                       f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
+                problem = turn_input_problem(fresh, request.system, request.tools)
+                if problem:  # refused now, not by the checkpoint's write at the end of the run
+                    raise BadTurn(problem[1])
         except BaseException:
             self.locks.release(request.session_id)
             raise
@@ -297,6 +301,9 @@ class TurnRunner:
                 await self._rollback(config, added)
                 await discard_turn(self.deps, request.session_id)
                 self.metrics.turns.labels("error").inc()
+                if stored or is_storage_failure(exc):  # after persist, only the checkpoint's write can fail
+                    log.error("session %s: storing the turn failed: %r", request.session_id, exc)
+                    exc = storage_error(exc)
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
             self._settled.discard(request.session_id)

@@ -136,3 +136,14 @@ def test_a_storage_failure_ends_a_stream_with_an_error_event(client, settings):
     assert_storage_error(json.loads(lines[-2]))
     for session in ("locked-stream", "locked-openai"):
         assert_nothing_kept(client, session)
+
+
+def test_an_unstorable_tool_call_argument_on_the_openai_route_is_a_400(client, node):
+    call = {"id": "c1", "type": "function", "function": {"name": "read", "arguments": json.dumps({"n": HUGE})}}
+    messages = [{"role": "user", "content": "read it"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"}]
+    r = client.post("/v1/chat/completions", headers={"X-Session-Id": "huge-openai"}, json={"messages": messages})
+    assert r.status_code == 400, r.text
+    assert "tool_calls[0].args.n" in r.json()["error"]["message"]
+    assert not node.requests
+    assert_nothing_kept(client, "huge-openai")

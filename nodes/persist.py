@@ -54,7 +54,7 @@ def make_persist(deps: Deps):
         )
 
         def write() -> None:
-            if deps.commit_after_checkpoint:  # invisible until the turn's checkpoint holds it (server/turns.py)
+            if deps.commit_after_checkpoint:  # invisible until the turn's checkpoint holds it (server/turn_commit.py)
                 deps.episodes.add(episode, committed=False)
             else:
                 deps.episodes.add(episode)

@@ -298,18 +298,18 @@ class TurnRunner:
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
             else:
-                await self._rollback(config, added)
-                await discard_turn(self.deps, request.session_id)
+                if await self._rollback(config, added):  # else start-up repair reconciles the episode
+                    await discard_turn(self.deps, request.session_id)
                 self.metrics.turns.labels("error").inc()
-                if stored or is_storage_failure(exc):  # after persist, only the checkpoint's write can fail
+                if stored or is_storage_failure(exc):  # after persist, only storing the turn can fail
                     log.error("session %s: storing the turn failed: %r", request.session_id, exc)
                     exc = storage_error(exc)
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
             self._settled.discard(request.session_id)
             if not delivered:
-                await asyncio.shield(self._rollback(config, added))
-                await asyncio.shield(discard_turn(self.deps, request.session_id))
+                if await asyncio.shield(self._rollback(config, added)):
+                    await asyncio.shield(discard_turn(self.deps, request.session_id))
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
             raise
         else:
@@ -349,8 +349,9 @@ class TurnRunner:
             ids.append(message.id)
         return ids
 
-    async def _rollback(self, config: dict, message_ids: list[str | None]) -> None:
-        """Remove the failed turn's messages, so the session reads exactly as before it."""
+    async def _rollback(self, config: dict, message_ids: list[str | None]) -> bool:
+        """Remove the failed turn's messages, so the session reads exactly as before it; False if that failed
+        (the turn's uncommitted episode is then left to start-up repair, which follows the checkpoint)."""
         ids = [i for i in message_ids if i]
         try:
             state = await self.graph.aget_state(config)
@@ -360,6 +361,8 @@ class TurnRunner:
                 await self.graph.aupdate_state(config, {"messages": removals}, as_node="summarise")
         except Exception:
             log.exception("rolling back a failed turn failed")
+            return False
+        return True
 
     def _spawn(self, coro, context=None) -> None:
         task = asyncio.create_task(coro, context=context)

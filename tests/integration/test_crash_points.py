@@ -221,7 +221,9 @@ class Crash:
         # Another session asks about it: only a turn that is wholly there may be recalled into its prompt.
         probe = self.post(f"probe-{point}", f"What is {word(point)}?")
         assert probe.status_code == 200, probe.text
-        prompt = [b for b in self.node.requests if f"What is {word(point)}?" in json.dumps(b)][-1]
+        asked = f"What is {word(point)}?"
+        prompt = [b for b in list(self.node.requests)  # the turn's prompt, not the naming of the probe's session
+                  if b["messages"][0]["role"] == "system" and asked in str(b["messages"][-1].get("content"))][-1]
         recalled = secret(point) in json.dumps(prompt)
         assert recalled == in_history, f"{point}: recalled into another session: {recalled}"
 

@@ -36,7 +36,9 @@ def unstorable(value: Any, path: str) -> tuple[str, str] | None:
             continue
         elif isinstance(item, int):
             if not INT_RANGE[0] <= item <= INT_RANGE[1]:
-                return where, f"{where}: the integer {item} is outside the 64-bit range that can be stored"
+                # Its bit length, not its digits: Python refuses to print integers over 4300 digits.
+                return where, (f"{where}: an integer of {item.bit_length()} bits is outside the 64-bit range "
+                               "that can be stored")
         elif isinstance(item, dict):
             for key, child in reversed(list(item.items())):
                 if isinstance(key, str) and unstorable(key, where) is not None:

@@ -53,3 +53,7 @@ class Deps:
     or `off` (plain chat)."""
     limits: MemoryLimits = MemoryLimits()
     weights: FusionWeights = FusionWeights()
+    commit_after_checkpoint: bool = False
+    """True when the caller commits each turn's episode once the turn's checkpoint is saved (the server's
+    TurnRunner: a turn cut before that leaves no episode); False (`langgraph dev`, graphs driven directly):
+    persist commits it at once."""

@@ -1,9 +1,17 @@
-"""Episodes, one per exchange: SQLite rows (the source of truth) with an FTS5 index for BM25 recall."""
+"""Episodes, one per exchange: SQLite rows (the source of truth) with an FTS5 index for BM25 recall.
+
+An episode can be written before its turn is safe (`committed = 0`): the server's turn writes it in
+`persist`, but the turn only exists once its checkpoint is saved, after the graph run. Until `commit` an
+episode has no FTS5 row, is not embedded and is never recalled or listed, so a turn cut by a crash leaves
+no ghost in memory; start-up repair commits or discards what a crash left (server/turn_repair.py).
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +31,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     assistant_text TEXT NOT NULL,
     document TEXT NOT NULL,
     created_at REAL NOT NULL,
-    indexed INTEGER NOT NULL DEFAULT 0
+    indexed INTEGER NOT NULL DEFAULT 0,
+    committed INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
 CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
@@ -34,6 +43,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document
 -- a bounded number of rows, whatever the size of the store (memory/lexical.py).
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_recent_fts USING fts5(scope_token, document, tokenize='unicode61');
 """
+
+# After the column exists (stores made before it get it by ALTER TABLE: their episodes are all committed).
+UNCOMMITTED_INDEX = "CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE committed = 0"
 
 
 FTS_TABLES = ("episodes_fts", "episodes_recent_fts")
@@ -98,6 +110,9 @@ class EpisodeStore:
         self.db = db
         self.planner = planner or LexicalPlanner()
         db.executescript(SCHEMA)
+        if not any(row["name"] == "committed" for row in db.query("PRAGMA table_info(episodes)")):
+            db.executescript("ALTER TABLE episodes ADD COLUMN committed INTEGER NOT NULL DEFAULT 1")
+        db.executescript(UNCOMMITTED_INDEX)
         with db.transaction() as conn:  # stores made before the recent table existed: fill it once
             if not conn.execute("SELECT 1 FROM episodes_recent_fts LIMIT 1").fetchone():
                 conn.execute(
@@ -105,12 +120,13 @@ class EpisodeStore:
                     " document FROM episodes_fts WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM episodes_fts)"
                     " - ?", (self.planner.recent_rows,))
 
-    def add(self, episode: Episode) -> None:
-        """Store an episode and its FTS5 row in one transaction."""
+    def add(self, episode: Episode, committed: bool = True) -> None:
+        """Store an episode and its FTS5 row in one transaction; with `committed=False`, the row alone,
+        invisible until `commit_session` (or gone by `discard_uncommitted`)."""
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text,"
-                " assistant_text, document, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " assistant_text, document, created_at, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     episode.id,
                     episode.session_id,
@@ -121,13 +137,49 @@ class EpisodeStore:
                     episode.assistant_text,
                     episode.document,
                     episode.created_at,
+                    int(committed),
                 ),
             )
-            for table in FTS_TABLES:
-                conn.execute(f"INSERT INTO {table} (rowid, scope_token, document) VALUES (?, ?, ?)",
-                             (cur.lastrowid, scope_token(episode.scope), episode.document))
-            conn.execute("DELETE FROM episodes_recent_fts WHERE rowid <= ?",
-                         ((cur.lastrowid or 0) - self.planner.recent_rows,))
+            if committed:
+                self._index_lexically(conn, [(cur.lastrowid, episode.scope, episode.document)])
+
+    def _index_lexically(self, conn, rows: list[tuple[int, str, str]]) -> None:
+        """FTS5 rows for (seq, scope, document), and the recent table trimmed to its size."""
+        for table in FTS_TABLES:
+            conn.executemany(f"INSERT INTO {table} (rowid, scope_token, document) VALUES (?, ?, ?)",
+                             [(seq, scope_token(scope), document) for seq, scope, document in rows])
+        conn.execute("DELETE FROM episodes_recent_fts WHERE rowid <= ?",
+                     (max(seq for seq, _, _ in rows) - self.planner.recent_rows,))
+
+    def commit_session(self, session_id: str, ai_msg_ids: list[str | None] | None = None,
+                       also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
+        """Make the session's uncommitted episodes (those ending with `ai_msg_ids`; None: all) searchable
+        and indexable, and run `also(conn, how_many)` in the same transaction (the server counts the turns
+        on the session there). Returns how many were committed."""
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT seq, scope, document, ai_msg_id FROM episodes"
+                                " WHERE session_id = ? AND committed = 0", (session_id,)).fetchall()
+            rows = [r for r in rows if ai_msg_ids is None or r["ai_msg_id"] in ai_msg_ids]
+            if not rows:
+                return 0
+            self._index_lexically(conn, [(r["seq"], r["scope"], r["document"]) for r in rows])
+            conn.executemany("UPDATE episodes SET committed = 1 WHERE seq = ?", [(r["seq"],) for r in rows])
+            if also is not None:
+                also(conn, len(rows))
+            return len(rows)
+
+    def discard_uncommitted(self, session_id: str) -> int:
+        """Delete the session's uncommitted episodes (their turn was undone); returns how many."""
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM episodes WHERE session_id = ? AND committed = 0",
+                                (session_id,)).rowcount
+
+    def uncommitted(self) -> dict[str, list[str | None]]:
+        """Sessions with uncommitted episodes, and the reply ids those episodes end with."""
+        grouped: dict[str, list[str | None]] = {}
+        for row in self.db.query("SELECT session_id, ai_msg_id FROM episodes WHERE committed = 0"):
+            grouped.setdefault(row["session_id"], []).append(row["ai_msg_id"])
+        return grouped
 
     def search(self, scope: str, text: str, limit: int) -> list[StoredEpisode]:
         """BM25 hits for `text` inside `scope`, best first (the scope is matched inside MATCH). Words that
@@ -162,19 +214,21 @@ class EpisodeStore:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.db.query(f"SELECT * FROM episodes WHERE id IN ({marks})", tuple(ids))
+        rows = self.db.query(f"SELECT * FROM episodes WHERE id IN ({marks}) AND committed = 1", tuple(ids))
         return {r["id"]: _stored(r) for r in rows}
 
     def for_session(self, session_id: str, limit: int = 50) -> list[StoredEpisode]:
         """The newest episodes of one session, oldest first."""
         rows = self.db.query(
-            "SELECT * FROM episodes WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, limit)
+            "SELECT * FROM episodes WHERE session_id = ? AND committed = 1 ORDER BY seq DESC LIMIT ?",
+            (session_id, limit),
         )
         return [_stored(r) for r in reversed(rows)]
 
     def pending(self, limit: int) -> list[StoredEpisode]:
-        """Episodes written but not yet embedded into the vector index, oldest first."""
-        rows = self.db.query("SELECT * FROM episodes WHERE indexed = 0 ORDER BY seq LIMIT ?", (limit,))
+        """Committed episodes not yet embedded into the vector index, oldest first."""
+        rows = self.db.query("SELECT * FROM episodes WHERE indexed = 0 AND committed = 1 ORDER BY seq LIMIT ?",
+                             (limit,))
         return [_stored(r) for r in rows]
 
     def mark_indexed(self, ids: list[str]) -> None:
@@ -196,7 +250,8 @@ class EpisodeStore:
     def ids_by_scope(self, session_id: str) -> dict[str, list[str]]:
         """A session's episode ids, grouped by scope (to find their vectors)."""
         grouped: dict[str, list[str]] = {}
-        for row in self.db.query("SELECT id, scope FROM episodes WHERE session_id = ?", (session_id,)):
+        for row in self.db.query("SELECT id, scope FROM episodes WHERE session_id = ? AND committed = 1",
+                                 (session_id,)):
             grouped.setdefault(row["scope"], []).append(row["id"])
         return grouped
 

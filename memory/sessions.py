@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sqlite3
 import time
 import uuid
 from typing import Any
@@ -101,14 +102,19 @@ class SessionStore:
 
     def record_turn(self, session_id: str, now: float | None = None) -> None:
         """Create the session if it is new and count one more completed turn."""
-        now = time.time() if now is None else now
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO sessions (id, created_at, updated_at, turn_count) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at,"
-                " turn_count = sessions.turn_count + 1",
-                (session_id, now, now),
-            )
+            self.count_turns(conn, session_id, 1, now)
+
+    @staticmethod
+    def count_turns(conn: sqlite3.Connection, session_id: str, turns: int, now: float | None = None) -> None:
+        """`record_turn` for `turns` turns, inside the caller's transaction (a turn's episode commit)."""
+        now = time.time() if now is None else now
+        conn.execute(
+            "INSERT INTO sessions (id, created_at, updated_at, turn_count) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at,"
+            " turn_count = sessions.turn_count + excluded.turn_count",
+            (session_id, now, now, turns),
+        )
 
     def get(self, session_id: str) -> dict | None:
         """One session as a dict, or None."""

@@ -40,7 +40,8 @@ def make_persist(deps: Deps) -> Node:
     """Build the persist node."""
 
     async def persist(state: State, config: RunnableConfig) -> dict[str, Any]:
-        """Write the episode and count the turn before the reply completes; embed it off the critical path."""
+        """Write the episode (and count the turn, unless the caller commits it after the checkpoint) before
+        the reply completes; embed it off the critical path."""
         opts = RunOptions.from_config(config)
         user_text, assistant_text, user_id, ai_id = turn_texts(state)
         episode = Episode(
@@ -53,11 +54,15 @@ def make_persist(deps: Deps) -> Node:
         )
 
         def write() -> None:
-            deps.episodes.add(episode)
-            deps.sessions.record_turn(opts.thread_id)
+            if deps.commit_after_checkpoint:  # invisible until the turn's checkpoint holds it (server/turns/commit.py)
+                deps.episodes.add(episode, committed=False)
+            else:
+                deps.episodes.add(episode)
+                deps.sessions.record_turn(opts.thread_id)
 
         await asyncio.to_thread(write)
-        deps.indexer.schedule()
+        if not deps.commit_after_checkpoint:  # otherwise scheduled once committed
+            deps.indexer.schedule()
         return {"prompt": [], "raw_output": None}
 
     return persist

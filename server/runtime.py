@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiosqlite
 import httpx
@@ -21,6 +21,7 @@ from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
 from memory.datadir_lock import DirectoryLock
 from server.metrics import Metrics
+from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
 
@@ -64,7 +65,8 @@ class Runtime:
         settings, node = embedded_node(settings)
         starting = asyncio.create_task(asyncio.to_thread(node.start)) if node else None
         try:
-            deps = await asyncio.to_thread(build_deps, settings, chat_model)
+            # The runner commits each turn's episode once its checkpoint is saved (server/turns/commit.py).
+            deps = replace(await asyncio.to_thread(build_deps, settings, chat_model), commit_after_checkpoint=True)
             await asyncio.to_thread(deps.embedder.load)
             if starting:
                 await starting
@@ -83,6 +85,7 @@ class Runtime:
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         graph = build_graph(deps).compile(checkpointer=saver)
+        await reconcile(graph, deps)  # episodes of turns a crash cut: kept if their checkpoint holds them
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)

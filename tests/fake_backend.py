@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Responder = Callable[[dict[str, Any]], str | dict[str, Any]]
+"""A reply's text, or {"content", "finish_reason"?, "hold"?: threading.Event (a stream stalls half-way until it
+is set)}."""
 
 
 def prompt_text(body: dict[str, Any]) -> str:
@@ -102,7 +104,8 @@ class FakeBackend:
                     asked = bool((body.get("stream_options") or {}).get("include_usage"))
                     if backend.usage and asked:
                         backend.usages[index] = usage
-                    self._stream(text, finish, backend.usages[index])
+                    self._stream(text, finish, backend.usages[index],
+                                 None if isinstance(reply, str) else reply.get("hold"))
                     return
                 out = {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()),
                        "model": body.get("model", backend.model),
@@ -112,7 +115,8 @@ class FakeBackend:
                     out["usage"] = backend.usages[index] = usage
                 self._send(200, json.dumps(out).encode())
 
-            def _stream(self, text: str, finish: str, usage: dict | None) -> None:
+            def _stream(self, text: str, finish: str, usage: dict | None, hold: threading.Event | None) -> None:
+                """The reply in pieces; with `hold`, the stream stalls half-way until it is set."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -120,10 +124,12 @@ class FakeBackend:
                 pieces = [text[i : i + 7] for i in range(0, len(text), 7)] or [""]
                 base = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": backend.model}
-                for piece in pieces:
+                for i, piece in enumerate(pieces):
                     data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
                     self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
+                    if hold is not None and i == len(pieces) // 2:
+                        hold.wait(60)
                 done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
                 self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
                 if usage is not None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from server.errors import ApiError, inference_error
 from server.turns.runner import BadTurn, TurnEvent, TurnRequest, check_reachable
 from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
+from server.turns.storable import body_problem
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
              "input_schema", "output_schema", "config_schema")
@@ -75,8 +76,20 @@ async def per_request_config(config: dict[str, Any], request: Request) -> dict[s
     if project:
         configurable["project_id"] = project
     if request.method == "POST":
+        await _refuse_unstorable(request)
         await _refuse_early(request.app.state.runtime, configurable)
     return {**config, "configurable": configurable}
+
+
+async def _refuse_unstorable(request: Request) -> None:
+    """Input the service cannot store (server/turns/storable.py) is a 400 naming the field, before a stream starts."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # LangServe answers a body that is not JSON
+    problem = body_problem(body)
+    if problem:
+        raise ApiError(400, problem[1], param=problem[0])
 
 
 async def _refuse_early(runtime: Any, configurable: dict[str, Any]) -> None:

@@ -26,9 +26,11 @@ from memory.sessions import SessionStore, scope_of, visible_to
 from nodes.recall import PREFETCH_KEY, RecallPrefetch
 from server.errors import ApiError
 from server.metrics import Metrics
+from server.turns.commit import commit_turn, discard_turn
 from server.turns.conversations import continues
 from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
+from server.turns.storable import is_storage_failure, storage_error, turn_input_problem
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,9 @@ class TurnRunner:
                     if len(message.text) > self.max_message_chars:
                         raise BadTurn(f"a message has {len(message.text)} characters; at most "
                                       f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
+                problem = turn_input_problem(fresh, request.system, request.tools)
+                if problem:  # refused now, not by the checkpoint's write at the end of the run
+                    raise BadTurn(problem[1])
         except BaseException:
             self.locks.release(request.session_id)
             raise
@@ -254,6 +259,7 @@ class TurnRunner:
                     elif node == "persist" and final is not None:
                         stored = True
             if stored:  # the first run's checkpoint is written: the turn is safe, the reply goes out
+                await commit_turn(self.deps, request.session_id, final.id)
                 # What the stream could not show as it came (a reply that ignored the contract).
                 rest = final.text[len(streamed):] if final.text.startswith(streamed) else ""
                 if request.stream and rest:
@@ -274,13 +280,18 @@ class TurnRunner:
             if delivered:
                 log.exception("session %s: the run failed after the reply was stored", request.session_id)
             else:
-                await self._rollback(config, added)
+                if await self._rollback(config, added):  # else start-up repair reconciles the episode
+                    await discard_turn(self.deps, request.session_id)
                 self.metrics.turns.labels("error").inc()
+                if stored or is_storage_failure(exc):  # after persist, only storing the turn can fail
+                    log.error("session %s: storing the turn failed: %r", request.session_id, exc)
+                    exc = storage_error(exc)
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
         except BaseException as exc:  # cancelled (shutdown): the turn is undone
             self._settled.discard(request.session_id)
             if not delivered:
-                await asyncio.shield(self._rollback(config, added))
+                if await asyncio.shield(self._rollback(config, added)):
+                    await asyncio.shield(discard_turn(self.deps, request.session_id))
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
             raise
         else:
@@ -336,8 +347,9 @@ class TurnRunner:
             ids.append(message.id)
         return ids
 
-    async def _rollback(self, config: dict, message_ids: list[str | None]) -> None:
-        """Remove the failed turn's messages, so the session reads exactly as before it."""
+    async def _rollback(self, config: dict, message_ids: list[str | None]) -> bool:
+        """Remove the failed turn's messages, so the session reads exactly as before it; False if that failed
+        (the turn's uncommitted episode is then left to start-up repair, which follows the checkpoint)."""
         ids = [i for i in message_ids if i]
         try:
             state = await self.graph.aget_state(config)
@@ -347,6 +359,8 @@ class TurnRunner:
                 await self.graph.aupdate_state(config, {"messages": removals}, as_node="summarise")
         except Exception:
             log.exception("rolling back a failed turn failed")
+            return False
+        return True
 
     def _spawn(self, coro, context=None) -> None:
         task = asyncio.create_task(coro, context=context)

@@ -1,0 +1,61 @@
+"""A turn's episode and its checkpoint agree, whatever point a crash cuts the turn at.
+
+`persist` writes the episode uncommitted (invisible to recall, lexical search, indexing and the API)
+before the run's checkpoint is saved; once the checkpoint holds the turn, the runner commits it, and a turn
+that fails is rolled back from the checkpoint and its episode discarded. A crash can only leave an
+uncommitted episode behind: at start-up, `reconcile` commits it if its session's checkpoint holds its
+reply (the turn is wholly there) and deletes it otherwise (the turn is wholly gone). Nothing is ever
+embedded before it is committed, so there is no vector to undo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from langgraph.graph.state import CompiledStateGraph
+
+from graph.deps import Deps
+from memory.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+def _counted(session_id: str):
+    """Counts the committed turns on the session, inside the commit's transaction."""
+    return lambda conn, turns: SessionStore.count_turns(conn, session_id, turns)
+
+
+async def commit_turn(deps: Deps, session_id: str, reply_id: str | None) -> None:
+    """The checkpoint holds the turn that ended with `reply_id`: its episode becomes memory (and is counted
+    on the session) in one write, and is queued for embedding."""
+    await asyncio.to_thread(deps.episodes.commit_session, session_id, [reply_id], _counted(session_id))
+    deps.indexer.schedule()
+
+
+async def discard_turn(deps: Deps, session_id: str) -> None:
+    """The session's failed turn was rolled back: its uncommitted episode goes too. Call with the session's
+    lock held (no other turn of it is running). A failure is logged: start-up repair finishes the job."""
+    try:
+        await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id)
+    except Exception:
+        log.exception("session %s: discarding a failed turn's episode failed; the next start-up removes it",
+                      session_id)
+
+
+async def reconcile(graph: CompiledStateGraph, deps: Deps) -> tuple[int, int]:
+    """Start-up repair, before any turn runs: commit each uncommitted episode whose reply its session's
+    checkpoint holds, delete the others. Returns (committed, discarded)."""
+    committed = discarded = 0
+    for session_id, reply_ids in (await asyncio.to_thread(deps.episodes.uncommitted)).items():
+        state = await graph.aget_state({"configurable": {"thread_id": session_id}})
+        held = {m.id for m in state.values.get("messages", [])}
+        kept = [i for i in reply_ids if i in held]
+        if kept:
+            committed += await asyncio.to_thread(deps.episodes.commit_session, session_id, kept,
+                                                 _counted(session_id))
+        discarded += await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id)
+    if committed or discarded:
+        log.warning("start-up repair: %d episode(s) of turns a crash cut after their checkpoint committed, "
+                    "%d of turns cut before it removed", committed, discarded)
+    return committed, discarded

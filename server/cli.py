@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import uvicorn
 
 from config.settings import Settings
 from server.logs import configure as configure_logging
+from server.logs import quiet_progress_bars
 
 
 def _serve(args: argparse.Namespace) -> None:
+    quiet_progress_bars()  # before the imports: tqdm reads TQDM_DISABLE when it is imported
     from server.app import create_app
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
@@ -38,15 +41,16 @@ def _inference(args: argparse.Namespace) -> None:
 
 
 def _chat(args: argparse.Namespace) -> None:
-    from server.client_cli import chat
+    from server.client_cli import chat, default_base_url
 
-    raise SystemExit(chat(args.base_url, args.session, args.project, args.stream))
+    raise SystemExit(chat(args.base_url or default_base_url(), args.session, args.project, args.stream,
+                          args.api_key))
 
 
 def _e2e(args: argparse.Namespace) -> None:
-    from server.client_cli import e2e
+    from server.client_cli import default_base_url, e2e
 
-    raise SystemExit(e2e(args.base_url))
+    raise SystemExit(e2e(args.base_url or default_base_url()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,13 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     inference.add_argument("--port", type=int, default=8080)
     inference.set_defaults(func=_inference)
     repl = commands.add_parser("chat", help="chat with a running service from the terminal")
-    repl.add_argument("--base-url", default="http://127.0.0.1:8000")
+    service_url = "the service's URL (default: http://HOST:PORT as the service is configured, .env included)"
+    repl.add_argument("--base-url", default=None, help=service_url)
     repl.add_argument("--session", default=None, help="session id (default: a new one)")
     repl.add_argument("--project", default=None, help="project id (X-Project-Id)")
-    repl.add_argument("--stream", action="store_true", help="print the reply as it arrives")
+    repl.add_argument("--api-key", default=os.environ.get("ORCHESTRATOR_API_KEY"),
+                      help="a key of the service's API_KEYS (default: $ORCHESTRATOR_API_KEY)")
+    repl.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
+                      help="print the reply as it arrives (default); Ctrl-C cancels a streamed reply")
     repl.set_defaults(func=_chat)
     check = commands.add_parser("e2e", help="check a running service end to end; exit 1 on failure")
-    check.add_argument("--base-url", default="http://127.0.0.1:8000")
+    check.add_argument("--base-url", default=None, help=service_url)
     check.set_defaults(func=_e2e)
     args = parser.parse_args(argv)
     args.func(args)

@@ -61,6 +61,12 @@ class FakeBackend:
         self.usages: list[dict[str, int] | None] = []
         self.fail_with: int | None = None
         self.lock = threading.Lock()
+        self.chunk_delay = 0.0
+        """Seconds before each streamed piece: a slow node, for clients that cancel mid-reply."""
+        self.first_delay = 0.0
+        """Seconds before a stream's first piece (the prompt's processing, on a real node)."""
+        self.aborted = 0
+        """Streams whose client (the service) closed the connection before the end."""
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,19 +130,24 @@ class FakeBackend:
                 pieces = [text[i : i + 7] for i in range(0, len(text), 7)] or [""]
                 base = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": backend.model}
-                for i, piece in enumerate(pieces):
-                    data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-                    self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
-                    self.wfile.flush()
-                    if hold is not None and i == len(pieces) // 2:
-                        hold.wait(60)
-                done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
-                self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
-                if usage is not None:
-                    self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
                 self.close_connection = True
+                try:
+                    time.sleep(backend.first_delay)
+                    for i, piece in enumerate(pieces):
+                        time.sleep(backend.chunk_delay)
+                        data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                        self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+                        self.wfile.flush()
+                        if hold is not None and i == len(pieces) // 2:
+                            hold.wait(60)
+                    done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
+                    self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
+                    if usage is not None:
+                        self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    backend.aborted += 1
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True

@@ -198,15 +198,27 @@ class TurnRunner:
         if request.system is not None:
             graph_input["system"] = request.system
         name_after = not session.get("name") and not session.get("turn_count")
-        self._spawn(self._drive(request, config, graph_input, queue, name_after))
-        while True:
-            event = await queue.get()
-            yield event
-            if event.kind != "text":
-                return
+        committed = asyncio.Event()
+        run = self._spawn(self._drive(request, config, graph_input, queue, name_after, committed))
+        ended = False
+        try:
+            while True:
+                event = await queue.get()
+                ended = event.kind != "text"
+                yield event
+                if ended:
+                    return
+        finally:
+            # The consumer left before the reply's end (a streaming client disconnected, Ctrl-C in
+            # `orchestrator chat`): the turn is cancelled and rolled back, unless the reply is already
+            # complete (see `_drive`'s `committed`). Nothing of it is stored; see the README.
+            if not ended and not committed.is_set():
+                run.cancel()
 
     async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue,
-                     name_after: bool) -> None:
+                     name_after: bool, committed: asyncio.Event | None = None) -> None:
+        """Run the turn, feeding `queue`. `committed` is set once the reply is complete (the infer node has
+        finished): from then on the turn is stored even if its client leaves, since persist may be writing."""
         meta: dict[str, Any] = {"recall_degraded": False, "session_id": request.session_id}
         added = [m.id for m in graph_input["messages"]]
         clock = time.perf_counter()
@@ -234,6 +246,8 @@ class TurnRunner:
                 for node, update in (chunk or {}).items():
                     now, elapsed = time.perf_counter(), time.perf_counter() - clock
                     clock = now
+                    if node == "infer" and committed is not None:
+                        committed.set()
                     if node == "recall":
                         recalled = update.get("recalled") or {}
                         meta["recall_degraded"] = bool(recalled.get("degraded"))
@@ -287,11 +301,14 @@ class TurnRunner:
                     log.error("session %s: storing the turn failed: %r", request.session_id, exc)
                     exc = storage_error(exc)
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
-        except BaseException as exc:  # cancelled (shutdown): the turn is undone
+        except BaseException as exc:  # cancelled (its client left, or shutdown): the turn is undone
             self._settled.discard(request.session_id)
             if not delivered:
                 if await asyncio.shield(self._rollback(config, added)):
                     await asyncio.shield(discard_turn(self.deps, request.session_id))
+                self.metrics.turns.labels("cancelled").inc()
+                log.info("session %s: turn cancelled before its reply was complete; rolled back",
+                         request.session_id)
                 queue.put_nowait(TurnEvent("error", error=exc, meta=meta))
             raise
         else:
@@ -362,10 +379,11 @@ class TurnRunner:
             return False
         return True
 
-    def _spawn(self, coro, context=None) -> None:
+    def _spawn(self, coro, context=None) -> asyncio.Task:
         task = asyncio.create_task(coro, context=context)
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
+        return task
 
     async def drain(self) -> None:
         """Wait for runs still going (summaries, naming) to finish."""

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import aiosqlite
 import httpx
 from langchain_openai import ChatOpenAI
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.builder import build_graph
 from graph.deps import Deps, MemoryLimits
 from memory.admin import MemoryAdmin
+from memory.checkpoint_retention import WAL_SIZE_LIMIT, SqliteCheckpointRetention
 from memory.db import Database
 from memory.embedder import Embedder
 from memory.entities import EntityStore
@@ -26,6 +26,7 @@ from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 from server.backends import Backend, CircuitBreaker, FailoverChatModel
+from server.checkpoint_pruner import CheckpointPruner, RetainingSaver, uses_delta_channels
 from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
@@ -123,6 +124,20 @@ def build_deps(settings: Settings, chat_model=None) -> Deps:
     )
 
 
+def open_pruner(settings: Settings, graph: CompiledStateGraph, metrics: Metrics) -> CheckpointPruner:
+    """The retention policy on the checkpoint file (blocking: call off the event loop)."""
+    store = SqliteCheckpointRetention(settings.checkpoints_path)
+    keep = settings.checkpoints_kept
+    if keep and uses_delta_channels(graph):
+        log.warning("CHECKPOINTS_KEPT=%d ignored: the graph has DeltaChannel state, rebuilt from older "
+                    "checkpoints", keep)
+        keep = 0
+    if keep and store.auto_vacuum() != "incremental":
+        log.info("checkpoints.db was made without auto_vacuum: pruned space is reused but not returned to the "
+                 "OS; `orchestrator compact` (service stopped) shrinks and converts it")
+    return CheckpointPruner(store, keep, metrics)
+
+
 @dataclass
 class Runtime:
     """The live service: one per process, created by the lifespan."""
@@ -136,6 +151,7 @@ class Runtime:
     _conn: aiosqlite.Connection
     metrics: Metrics
     _locks: list[DirectoryLock]
+    pruner: CheckpointPruner
     node: LocalInferenceNode | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
@@ -172,25 +188,33 @@ class Runtime:
             raise
         conn = await aiosqlite.connect(settings.checkpoints_path)
         await conn.execute("PRAGMA busy_timeout=5000")
+        # Before any table exists (a new file), so that pruned checkpoints' pages can go back to the OS; on an
+        # existing file it changes nothing until `orchestrator compact` rewrites it (SQLite reuses the pages).
+        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         # As memory.db: WAL with synchronous=NORMAL survives a killed process (kill -9 tests it); only an OS
         # crash or power loss can drop the last commits. FULL would fsync each of a turn's ~13 commits.
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
+        await conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        saver = RetainingSaver(conn)
         await saver.setup()
         graph = build_graph(deps).compile(checkpointer=saver)
+        metrics = metrics or Metrics()
+        pruner = await asyncio.to_thread(open_pruner, settings, graph, metrics)
+        saver.on_put = pruner.mark
+        pruner.start()
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        metrics = metrics or Metrics()
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars)
-        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, node)
+        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, pruner, node)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
         await self.turns.drain()
         await self.deps.indexer.drain()
+        await self.pruner.close()
         await asyncio.to_thread(self.deps.vectors.close)
         await self.http.aclose()
         await self._conn.close()

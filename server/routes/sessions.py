@@ -133,6 +133,7 @@ async def forget_session(runtime: Runtime, session_id: str) -> None:
     try:
         runtime.turns.forget(session_id)
         await runtime.graph.checkpointer.adelete_thread(session_id)
+        runtime.pruner.forgotten(session_id)  # its pages go back to the OS in the background
         await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
     finally:
         runtime.turns.locks.release(session_id)

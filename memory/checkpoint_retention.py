@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-
 #: Pages one incremental vacuum step returns (4 MiB at SQLite's default page size).
 RECLAIM_CHUNK_PAGES = 1024
 #: The WAL is cut back to this size once checkpointed (SQLite otherwise keeps its largest size on disk).

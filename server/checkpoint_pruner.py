@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
+import aiosqlite
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from memory.checkpoint_retention import CheckpointRetention
+from memory.checkpoint_retention import WAL_SIZE_LIMIT, CheckpointRetention
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,23 @@ class RetainingSaver(AsyncSqliteSaver):
         if self.on_put is not None:
             self.on_put(str(saved["configurable"]["thread_id"]))
         return saved
+
+
+async def open_saver(path: Path) -> RetainingSaver:
+    """The service's checkpointer on `path`, its tables made."""
+    conn = await aiosqlite.connect(path)
+    await conn.execute("PRAGMA busy_timeout=5000")
+    # Before any table exists (a new file), so that pruned checkpoints' pages can go back to the OS; on an
+    # existing file it changes nothing until `orchestrator compact` rewrites it (SQLite reuses the pages).
+    await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # As memory.db: WAL with synchronous=NORMAL survives a killed process (kill -9 tests it); only an OS
+    # crash or power loss can drop the last commits. FULL would fsync each of a turn's ~13 commits.
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    await conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    saver = RetainingSaver(conn)
+    await saver.setup()
+    return saver
 
 
 def uses_delta_channels(graph) -> bool:

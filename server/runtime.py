@@ -15,7 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from graph.builder import build_graph
 from graph.deps import Deps, MemoryLimits
 from memory.admin import MemoryAdmin
-from memory.checkpoint_retention import WAL_SIZE_LIMIT, SqliteCheckpointRetention
+from memory.checkpoint_retention import SqliteCheckpointRetention
 from memory.db import Database
 from memory.embedder import Embedder
 from memory.entities import EntityStore
@@ -26,7 +26,7 @@ from memory.indexer import Indexer
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 from server.backends import Backend, CircuitBreaker, FailoverChatModel
-from server.checkpoint_pruner import CheckpointPruner, RetainingSaver, uses_delta_channels
+from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
 from server.datadir_lock import DirectoryLock
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
@@ -186,18 +186,7 @@ class Runtime:
             for lock in locks:
                 lock.release()
             raise
-        conn = await aiosqlite.connect(settings.checkpoints_path)
-        await conn.execute("PRAGMA busy_timeout=5000")
-        # Before any table exists (a new file), so that pruned checkpoints' pages can go back to the OS; on an
-        # existing file it changes nothing until `orchestrator compact` rewrites it (SQLite reuses the pages).
-        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        # As memory.db: WAL with synchronous=NORMAL survives a killed process (kill -9 tests it); only an OS
-        # crash or power loss can drop the last commits. FULL would fsync each of a turn's ~13 commits.
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-        saver = RetainingSaver(conn)
-        await saver.setup()
+        saver = await open_saver(settings.checkpoints_path)
         graph = build_graph(deps).compile(checkpointer=saver)
         metrics = metrics or Metrics()
         pruner = await asyncio.to_thread(open_pruner, settings, graph, metrics)
@@ -208,7 +197,7 @@ class Runtime:
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars)
-        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, pruner, node)
+        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, node)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""

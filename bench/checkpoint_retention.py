@@ -82,6 +82,17 @@ async def run(workdir: Path, kept: int, sessions: int, turns: int, marks: tuple[
     pruner = CheckpointPruner(store, kept)
     saver.on_put = pruner.mark
     pruner.start()
+    put_s: list[float] = []  # the checkpoint write of each turn: where pruning could make a turn wait
+    saver_put = saver.aput
+
+    async def timed_put(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return await saver_put(*args, **kwargs)
+        finally:
+            put_s.append(time.perf_counter() - start)
+
+    saver.aput = timed_put
     graph = turn_graph().compile(checkpointer=saver)
     rng = random.Random(7)
     latencies: list[float] = []
@@ -104,6 +115,7 @@ async def run(workdir: Path, kept: int, sessions: int, turns: int, marks: tuple[
     await pruner.close()
     await saver.conn.close()
     return {"kept": kept, "sessions": sessions, "turns": turns, "at": at, "turn_ms": summary_ms(latencies),
+            "put_ms": summary_ms(put_s),
             "prune_ms": summary_ms(store.prune_s), "prunes": len(store.prune_s)}
 
 
@@ -130,15 +142,25 @@ async def measure(turns: int) -> dict:
 def markdown(result: dict) -> str:
     """The table of BENCHMARKS.md."""
     lines = ["| sessions | CHECKPOINTS_KEPT | turns | checkpoints | MB on disk (file + WAL) | file MB | free MB "
-             "| turn p50 ms | turn p95 ms | prune p50 / p95 ms (background) |", "|---" * 10 + "|"]
+             "| turn p50 / p95 ms | checkpoint write p50 / p95 / p99 ms | prune p50 / p95 ms (background) |",
+             "|---" * 10 + "|"]
     for row in result["runs"]:
         for turns, at in sorted(row["at"].items()):
             prune = f"{row['prune_ms']['p50']:.2f} / {row['prune_ms']['p95']:.2f}" if row["prunes"] else "-"
+            put = row["put_ms"]
             lines.append(f"| {row['sessions']} | {row['kept'] or 'off (0)'} | {turns} | {at['checkpoints']} | "
                          f"{at['bytes_on_disk'] / 1e6:.2f} | {at['file_bytes'] / 1e6:.2f} | "
-                         f"{at['free_bytes'] / 1e6:.2f} | {row['turn_ms']['p50']:.2f} | {row['turn_ms']['p95']:.2f} "
-                         f"| {prune} |")
+                         f"{at['free_bytes'] / 1e6:.2f} | {row['turn_ms']['p50']:.2f} / {row['turn_ms']['p95']:.2f} | "
+                         f"{put['p50']:.2f} / {put['p95']:.2f} / {put['p99']:.2f} | {prune} |")
     return "\n".join(lines) + "\n"
+
+
+def flat_ratio(result: dict) -> float | None:
+    """Bytes on disk at the last mark over bytes at 1000 turns, one session with the policy on."""
+    row = next((r for r in result.get("runs", []) if r["sessions"] == 1 and r["kept"]), None)
+    if row is None or 1000 not in row["at"] or len(row["at"]) < 2:
+        return None
+    return round(row["at"][max(row["at"])]["bytes_on_disk"] / row["at"][1000]["bytes_on_disk"], 2)
 
 
 def main() -> None:

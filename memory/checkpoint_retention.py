@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 #: Checkpoints deleted in one transaction at most.
-PRUNE_CHUNK = 64
+PRUNE_CHUNK = 16
 #: Pages one incremental vacuum step returns (1 MiB at SQLite's default page size).
 RECLAIM_CHUNK_PAGES = 256
 #: The WAL is cut back to this size once checkpointed (SQLite otherwise keeps its largest size on disk).

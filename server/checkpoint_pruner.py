@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 #: Seconds between a checkpoint and the pruning of its thread: a turn's two saves (the reply, then the
 #: summary) and a burst of turns are pruned in one pass, after the reply has gone out.
 PRUNE_DELAY_SECONDS = 0.5
+#: Each thread's pruning waits for a moment when no turn is running (its deletes would hold SQLite's write
+#: lock while a turn saves its checkpoint, and a blocked writer backs off for 1, 2, 5... ms), checking this
+#: often, but no longer than MAX_DEFER_SECONDS, so that a service never idle still prunes.
+IDLE_POLL_SECONDS = 0.005
+MAX_DEFER_SECONDS = 5.0
 
 
 class RetainingSaver(AsyncSqliteSaver):
@@ -75,6 +80,8 @@ class CheckpointPruner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._busy = asyncio.Lock()  # one pass at a time: a caller of drain() waits for a pass under way
+        self.turns_running: Callable[[], int] = lambda: 0
+        """How many turns are running now (the service sets it to its session locks' count)."""
 
     def start(self) -> None:
         """Start the background task (in the running event loop)."""
@@ -96,16 +103,26 @@ class CheckpointPruner:
             await self._wake.wait()
             await asyncio.sleep(self.delay)
             self._wake.clear()
-            await self.drain()
+            async with self._busy:
+                await self._pass(between_turns=True)
 
     async def drain(self) -> None:
         """Prune every thread marked so far, then return what free space exceeds the reserve."""
         async with self._busy:
-            if self._pending:
-                await self._pass()
+            await self._pass(between_turns=False)
 
-    async def _pass(self) -> None:
+    async def _between_turns(self) -> None:
+        waited = 0.0
+        while self.turns_running() and waited < MAX_DEFER_SECONDS:
+            await asyncio.sleep(IDLE_POLL_SECONDS)
+            waited += IDLE_POLL_SECONDS
+
+    async def _pass(self, between_turns: bool) -> None:
+        if not self._pending:
+            return
         while self._pending:
+            if between_turns:
+                await self._between_turns()
             thread_id = self._pending.pop()
             try:
                 if self.keep:
@@ -114,6 +131,8 @@ class CheckpointPruner:
             except Exception:  # a busy or broken file: the next turn of the thread tries again
                 log.exception("pruning the checkpoints of session %s failed", thread_id)
         try:
+            if between_turns:
+                await self._between_turns()
             self.metrics.checkpoint_bytes_reclaimed.inc(await asyncio.to_thread(self.store.reclaim))
         except Exception:
             log.exception("returning the checkpoint store's free pages failed")

@@ -197,6 +197,7 @@ class Runtime:
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars)
+        pruner.turns_running = turns.locks.busy  # prune between turns
         return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, node)
 
     async def close(self) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import platform
 
+from bench.checkpoint_retention import flat_ratio
+from bench.checkpoint_retention import markdown as retention_table
+
 
 def machine() -> dict:
     """nproc, RAM and CPU model of this machine."""
@@ -50,6 +53,10 @@ def targets(results: dict) -> list[dict]:
         ratio = race[8]["throughput_ratio"]
         out.append({"target": ">= 5x the turns/s of langgraph dev at 8 clients", "measured_ratio": ratio,
                     "met": ratio >= 5})
+    flat = flat_ratio(results.get("checkpoint_retention") or {})
+    if flat is not None:
+        out.append({"target": "checkpoint bytes flat per session after the first turns (CHECKPOINTS_KEPT=10; "
+                    "bytes at the last mark / at 1k turns <= 1.1)", "measured_ratio": flat, "met": flat <= 1.1})
     rss = [v for k, v in results.get("footprint", {}).items() if k.endswith("rss_mb")]
     rss += [r["rss_mb"] for r in results.get("recall_scaling", [])]
     if rss:
@@ -100,6 +107,9 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['context']} | {r['turn']} | {r['tokens_offered']} | {r['tokens_sent']} | {r['budget']} | "
                      f"{r['tools_kept']}/{r['tools_offered']} | {'kept' if r['user_message_kept'] else 'LOST'} | "
                      f"{', '.join(r['trimmed']) or '-'} |")
+    if results.get("checkpoint_retention"):
+        lines += ["", f"### Checkpoint retention ({results['checkpoint_retention']['turns']} turns through the "
+                  "graph and saver)", "", retention_table(results["checkpoint_retention"]).rstrip()]
     lines += ["", "### Footprint", "", "| measure | value |", "|---|---|"]
     for key, value in results.get("footprint", {}).items():
         lines.append(f"| {key} | {value} |")

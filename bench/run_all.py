@@ -2,8 +2,8 @@
 
 Phases, each with its own store under a temporary directory and the service as a child process:
   A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load; then the peer
-     race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients)
-     and the prompt budget of a Claude-Code-shaped request;
+     race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients),
+     the prompt budget of a Claude-Code-shaped request, and checkpoint bytes with and without retention;
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store.
@@ -13,6 +13,7 @@ Only 127.0.0.1 is contacted; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.checkpoint_retention import measure as measure_retention  # noqa: E402
 from bench.common import RESULTS, ROOT  # noqa: E402
 from bench.concurrency import run_concurrency  # noqa: E402
 from bench.fake_backend import BackendProcess  # noqa: E402
@@ -33,6 +35,9 @@ from bench.report import machine, markdown, targets  # noqa: E402
 from bench.service import Service  # noqa: E402
 
 PHASE_C_START_LIMIT_S = 420.0  # skip the 100k phase if the run is already this long
+# Turns of the checkpoint retention measure (x4 runs, ~20-40 s in all); `python bench/checkpoint_retention.py`
+# alone runs 10k (~2.5 min).
+RETENTION_TURNS = 3000
 
 
 def recall_scaling(workdir: Path, stages: str, embedded_up_to: int) -> list[dict]:
@@ -71,7 +76,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results: dict = {"machine": machine(), "overhead": [], "recall_scaling": [], "concurrency": [],
-                     "footprint": {}, "peer_race": {}, "prompt_budget": [], "skipped": []}
+                     "footprint": {}, "peer_race": {}, "prompt_budget": [], "checkpoint_retention": {},
+                     "skipped": []}
     print(f"machine: {results['machine']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, BackendProcess() as backend:
         empty, seeded = Path(tmp) / "empty", Path(tmp) / "seeded"
@@ -81,6 +87,8 @@ def main() -> None:
         serve_and_measure(empty, backend.base_url, "0 episodes", results, args.turns, with_concurrency=True)
         results["peer_race"] = run_peer_race(Path(tmp) / "race", backend.base_url)
         results["prompt_budget"] = [measure(c, m, turn) for c, m in CONTEXTS for turn in (1, 8)]
+        print(f"[A] checkpoint retention: {RETENTION_TURNS} turns through the graph and saver", flush=True)
+        results["checkpoint_retention"] = asyncio.run(measure_retention(RETENTION_TURNS))
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Storage.
     data_dir: Path = Field(Path("./data"), description="SQLite files: checkpoints.db and memory.db.")
     chroma_dir: Path = Field(Path("./chroma_data"), description="Chroma persistent directory.")
+    checkpoints_kept: int = Field(
+        10, ge=0, description="Checkpoints kept per session (older ones and their writes are pruned in the "
+        "background after each turn); 0 keeps every checkpoint.")
 
     # Memory.
     recent_messages: int = Field(12, ge=2, description="Messages of the session sent verbatim.")

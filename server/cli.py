@@ -53,6 +53,21 @@ def _e2e(args: argparse.Namespace) -> None:
     raise SystemExit(e2e(args.base_url or default_base_url()))
 
 
+def _compact(args: argparse.Namespace) -> None:
+    from server.compact import compact
+
+    settings = Settings()
+    keep = args.keep if args.keep is not None else settings.checkpoints_kept
+    if keep < 1:
+        raise SystemExit("compact needs --keep 1 or more (CHECKPOINTS_KEPT is 0: retention is off)")
+    try:
+        report = compact(settings, keep, vacuum=not args.no_vacuum)
+    except (RuntimeError, FileNotFoundError) as exc:
+        raise SystemExit(f"compact: {exc}") from None
+    print(f"{report.threads} sessions, {report.checkpoints_deleted} checkpoints deleted; "
+          f"{report.bytes_before:,} -> {report.bytes_after:,} bytes on disk, {report.bytes_freed:,} bytes freed")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -78,6 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     check = commands.add_parser("e2e", help="check a running service end to end; exit 1 on failure")
     check.add_argument("--base-url", default=None, help=service_url)
     check.set_defaults(func=_e2e)
+    shrink = commands.add_parser("compact", help="prune an existing checkpoint store to CHECKPOINTS_KEPT per "
+                                 "session and shrink the file (service stopped)")
+    shrink.add_argument("--keep", type=int, default=None, help="checkpoints kept per session (default: "
+                        "CHECKPOINTS_KEPT)")
+    shrink.add_argument("--no-vacuum", action="store_true", help="prune only; freed pages are reused, the file "
+                        "does not shrink")
+    shrink.set_defaults(func=_compact)
     args = parser.parse_args(argv)
     args.func(args)
 

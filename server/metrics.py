@@ -32,6 +32,17 @@ class Metrics:
         self.turns_in_progress = Gauge("orchestrator_turns_in_progress", "Sessions with a turn running or queued",
                                        registry=r)
 
+        self.checkpoint_rows = Gauge("orchestrator_checkpoint_rows", "Rows in the checkpoint store", ["table"],
+                                     registry=r)
+        self.checkpoint_bytes = Gauge("orchestrator_checkpoint_bytes",
+                                      "Checkpoint store on disk (file and WAL), bytes", registry=r)
+        self.checkpoint_free_bytes = Gauge("orchestrator_checkpoint_free_bytes",
+                                           "Free pages inside the checkpoint file, bytes", registry=r)
+        self.checkpoints_pruned = Counter("orchestrator_checkpoints_pruned_total",
+                                          "Checkpoints deleted by the retention policy", registry=r)
+        self.checkpoint_bytes_reclaimed = Counter("orchestrator_checkpoint_bytes_reclaimed_total",
+                                                  "Bytes the checkpoint file gave back to the OS", registry=r)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 
 import aiosqlite
 import httpx
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from config.settings import Settings
@@ -19,13 +18,29 @@ from graph.wiring import build_deps
 from inference.backends import Backend, FailoverChatModel
 from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
+from memory.checkpoint_retention import SqliteCheckpointRetention
 from memory.datadir_lock import DirectoryLock
+from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
 from server.metrics import Metrics
 from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
 
 log = logging.getLogger(__name__)
+
+
+def open_pruner(settings: Settings, graph: CompiledStateGraph, metrics: Metrics) -> CheckpointPruner:
+    """The retention policy on the checkpoint file (blocking: call off the event loop)."""
+    store = SqliteCheckpointRetention(settings.checkpoints_path)
+    keep = settings.checkpoints_kept
+    if keep and uses_delta_channels(graph):
+        log.warning("CHECKPOINTS_KEPT=%d ignored: the graph has DeltaChannel state, rebuilt from older "
+                    "checkpoints", keep)
+        keep = 0
+    if keep and store.auto_vacuum() != "incremental":
+        log.info("checkpoints.db was made without auto_vacuum: pruned space is reused but not returned to the "
+                 "OS; `orchestrator compact` (service stopped) shrinks and converts it")
+    return CheckpointPruner(store, keep, metrics)
 
 
 @dataclass
@@ -41,6 +56,7 @@ class Runtime:
     _conn: aiosqlite.Connection
     metrics: Metrics
     _locks: list[DirectoryLock]
+    pruner: CheckpointPruner
     node: LocalInferenceNode | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
@@ -76,28 +92,26 @@ class Runtime:
             for lock in locks:
                 lock.release()
             raise
-        conn = await aiosqlite.connect(settings.checkpoints_path)
-        await conn.execute("PRAGMA busy_timeout=5000")
-        # As memory.db: WAL with synchronous=NORMAL survives a killed process (kill -9 tests it); only an OS
-        # crash or power loss can drop the last commits. FULL would fsync each of a turn's ~13 commits.
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
+        saver = await open_saver(settings.checkpoints_path)
         graph = build_graph(deps).compile(checkpointer=saver)
         await reconcile(graph, deps)  # episodes of turns a crash cut: kept if their checkpoint holds them
+        metrics = metrics or Metrics()
+        pruner = await asyncio.to_thread(open_pruner, settings, graph, metrics)
+        saver.on_put = pruner.mark
+        pruner.start()
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        metrics = metrics or Metrics()
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars)
-        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, node)
+        pruner.turns_running = lambda: turns.in_progress  # prune between turns
+        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, node)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
         await self.turns.drain()
         await self.deps.indexer.drain()
+        await self.pruner.close()
         await asyncio.to_thread(self.deps.vectors.close)
         await self.http.aclose()
         await self._conn.close()

@@ -145,6 +145,7 @@ async def forget_session(runtime: Runtime, session_id: str) -> None:
     async with runtime.turns.exclusive(session_id):
         runtime.turns.forget(session_id)
         await runtime.graph.checkpointer.adelete_thread(session_id)
+        runtime.pruner.forgotten(session_id)  # its pages go back to the OS in the background
         await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
 
 

@@ -1,7 +1,7 @@
 """Checkpoint retention: keep the newest checkpoints of each thread, delete the older ones and their writes.
 
 Every turn adds a LangGraph checkpoint; nothing in the service reads an older one (a failed turn is undone by
-writing a new checkpoint on top of the latest: server/turns.py), so older ones are only history for time
+writing a new checkpoint on top of the latest: server/turns/runner.py), so older ones are only history for time
 travel. `CheckpointRetention` is what a saver's storage must offer for the policy; `SqliteCheckpointRetention`
 implements it on the file `AsyncSqliteSaver` writes (a Postgres profile would implement the same four calls).
 

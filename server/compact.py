@@ -14,9 +14,9 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from config.settings import Settings
 from memory.checkpoint_retention import SqliteCheckpointRetention, bytes_on_disk
-from server.datadir_lock import DirectoryLock
-from server.settings import Settings
+from memory.datadir_lock import DirectoryLock
 
 
 @dataclass(frozen=True)

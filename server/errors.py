@@ -55,7 +55,7 @@ def error_body(path: str, error: ApiError) -> dict:
     return error.anthropic_body() if path.startswith(ANTHROPIC_PATHS) else error.body()
 
 
-def inference_error(exc: BaseException, base_url: str) -> ApiError:
+def inference_error(exc: BaseException, base_url: str | None) -> ApiError:
     """Translate a failure of the inference node into 502/503/504 that names the URL and the setting."""
     where = f"the inference node at {base_url} (set INFERENCE_BASE_URL to change it)"
     if isinstance(exc, ApiError):

@@ -103,7 +103,7 @@ class Runtime:
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
-                           max_message_chars=settings.max_message_chars)
+                           max_message_chars=settings.max_message_chars, inference_url=settings.inference_base_url)
         pruner.turns_running = lambda: turns.in_progress  # prune between turns
         return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, node)
 

@@ -22,10 +22,11 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langserve import add_routes
 from pydantic import BaseModel, Field
 
-from server.errors import ApiError, inference_error
-from server.turns.runner import BadTurn, TurnEvent, TurnRequest, check_reachable
+from server.errors import ApiError
+from server.turns.access import check_reachable
 from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 from server.turns.storable import body_problem
+from server.turns.types import TurnRequest
 
 ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
              "input_schema", "output_schema", "config_schema")
@@ -101,15 +102,6 @@ async def _refuse_early(runtime: Any, configurable: dict[str, Any]) -> None:
     runtime.turns.refuse_if_busy(session_id)
 
 
-async def _turn_events(runtime: Any, turn: TurnRequest) -> AsyncIterator[TurnEvent]:
-    """The turn's events; a request that cannot make a turn is a 400 (ApiErrors pass as they are)."""
-    try:
-        async for event in runtime.turns.events(turn):
-            yield event
-    except BadTurn as exc:
-        raise ApiError(400, str(exc), param="messages") from exc
-
-
 def make_agent_runnable(app: FastAPI) -> RunnableLambda:
     """The runnable LangServe serves; it finds the live runtime on the app at call time."""
 
@@ -127,13 +119,13 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
             project_id=configurable.get("project_id"),
             owner=configurable.get("owner"),
         )
-        async for event in _turn_events(runtime, turn):
+        async for event in runtime.turns.events(turn):
             if event.kind == "text":
                 yield AIMessageChunk(content=event.text)
             elif event.kind == "error":
-                raise inference_error(event.error, runtime.settings.inference_base_url)
+                raise event.failure
             else:
-                message = event.message
+                message = event.reply
                 calls = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
                          for i, c in enumerate(message.tool_calls)]
                 yield AIMessageChunk(content="", tool_call_chunks=calls, id=message.id,

@@ -12,11 +12,10 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from server.api.schemas import ChatRequest
 from server.deps import RuntimeDep
-from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
 from server.runtime import Runtime
-from server.turns.runner import BadTurn, TurnEvent, TurnRequest
 from server.turns.session_ids import request_owner
+from server.turns.types import TurnEvent, TurnRequest
 
 router = APIRouter(tags=["chat"])
 
@@ -35,13 +34,10 @@ def token_count(message: AIMessage, usage: dict | None) -> int:
 
 
 async def _first(runtime: Runtime, turn: TurnRequest) -> tuple[AsyncIterator[TurnEvent], TurnEvent]:
-    try:
-        events = runtime.turns.events(turn)
-        first = await anext(events)
-    except BadTurn as exc:
-        raise ApiError(400, str(exc), param="message") from exc
+    events = runtime.turns.events(turn)
+    first = await anext(events)
     if first.kind == "error":
-        raise inference_error(first.error, runtime.settings.inference_base_url)
+        raise first.failure
     return events, first
 
 
@@ -58,7 +54,7 @@ async def chat(body: ChatRequest, request: Request, runtime: RuntimeDep) -> Resp
 async def _chat(body: ChatRequest, request: Request, runtime: Runtime) -> JSONResponse:
     _, final = await _first(runtime, _turn(body, request, stream=False))
     request.state.turn = final.meta
-    message = final.message
+    message = final.reply
     return JSONResponse({
         "sessionId": body.sessionId,
         "response": message.text,
@@ -81,10 +77,10 @@ async def chat_stream(body: ChatRequest, request: Request, runtime: RuntimeDep) 
             if event.kind == "text":
                 yield _sse({"text": event.text})
             elif event.kind == "error":
-                yield _sse({"error": inference_error(event.error, runtime.settings.inference_base_url).message})
+                yield _sse({"error": event.failure.message})
                 return
             else:
-                message = event.message
+                message = event.reply
                 if message.tool_calls:
                     calls = [{"id": c["id"], "name": c["name"], "arguments": c["args"]} for c in message.tool_calls]
                     yield _sse({"toolCalls": calls})

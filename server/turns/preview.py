@@ -11,8 +11,9 @@ from memory.sessions import scope_of
 from nodes.assemble import make_assemble
 from nodes.recall import make_recall
 from server.runtime import Runtime
+from server.turns.access import check_reachable
 from server.turns.conversations import continues
-from server.turns.runner import TurnRequest, check_reachable, new_messages
+from server.turns.types import TurnRequest, new_messages
 
 
 async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:

@@ -20,14 +20,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from langchain_core.messages import BaseMessage
 
 from server.deps import RuntimeDep
-from server.errors import ApiError, inference_error
+from server.errors import ApiError
 from server.idempotency import idempotent
 from server.protocols.anthropic import format as fmt
 from server.protocols.anthropic.schemas import MessagesRequest, project_from_directory, working_directory
 from server.runtime import Runtime
 from server.turns.conversations import conversation_session
 from server.turns.preview import preview
-from server.turns.runner import BadTurn, TurnEvent, TurnRequest
 from server.turns.session_ids import (
     derive_session_id,
     project_from_headers,
@@ -35,6 +34,7 @@ from server.turns.session_ids import (
     session_from_headers,
     validate_session_id,
 )
+from server.turns.types import TurnEvent, TurnRequest
 
 router = APIRouter(tags=["anthropic"])
 PING_SECONDS = 5.0
@@ -45,7 +45,7 @@ _METADATA_SESSION = re.compile(r"session_([A-Za-z0-9-]{8,100})")
 
 def _ended() -> TurnEvent:
     """What a turn's events ending without a reply reads as (the runner always sends one)."""
-    return TurnEvent("error", error=RuntimeError("the turn ended without a reply"))
+    return TurnEvent("error", error=ApiError(500, "The turn ended without a reply; see the server log."))
 
 
 def node_model(requested: str) -> str | None:
@@ -118,8 +118,6 @@ async def _next(paced: AsyncIterator[TurnEvent | None]) -> TurnEvent | None:
     """The next event; a turn refused (nothing to answer, session busy) reads as an error event."""
     try:
         return await anext(paced, _ended())
-    except BadTurn as exc:
-        return TurnEvent("error", error=ApiError(400, str(exc), param="messages"))
     except ApiError as exc:
         return TurnEvent("error", error=exc)
 
@@ -139,7 +137,6 @@ async def _respond(body: MessagesRequest, request: Request, runtime: Runtime):
         raise ApiError(400, "max_tokens: Field required", param="max_tokens")
     turn = await turn_request(runtime, body, request, body.stream)
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
-    base_url = runtime.settings.inference_base_url
     paced = _paced(runtime.turns.events(turn))
     first = await _next(paced)
     while first is None and not body.stream:  # nothing to stream pings to: wait for the reply
@@ -147,9 +144,10 @@ async def _respond(body: MessagesRequest, request: Request, runtime: Runtime):
     if first is not None:
         request.state.turn = first.meta  # for the request's log line
         if first.kind == "error":
-            raise inference_error(first.error, base_url)
+            raise first.failure
     if not body.stream:
-        message = first.message
+        assert first is not None  # a reply or an error always comes
+        message = first.reply
         usage = fmt.usage_out(first.meta.get("usage"), _estimated_input(first.meta))
         return JSONResponse(fmt.message_out(message_id, body.model, message, usage),
                             headers=_headers(turn.session_id, first.meta))
@@ -169,11 +167,11 @@ async def _respond(body: MessagesRequest, request: Request, runtime: Runtime):
                 yield fmt.text_delta(index, event.text)
             elif event.kind == "error":
                 request.state.turn = event.meta
-                yield fmt.error_event(inference_error(event.error, base_url).anthropic_body())
+                yield fmt.error_event(event.failure.anthropic_body())
                 return
             else:
                 request.state.turn = event.meta
-                message = event.message
+                message = event.reply
                 if not text_open and (message.text or not message.tool_calls):
                     index, text_open = index + 1, True
                     yield fmt.block_start(index, {"type": "text", "text": ""})
@@ -201,8 +199,5 @@ async def count_tokens(body: MessagesRequest, request: Request, runtime: Runtime
     """An estimate of the prompt this request would send to the inference node: the client's system
     prompt and tools as trimmed to fit the context, the session's recent turns, and recalled memory."""
     turn = await turn_request(runtime, body, request, stream=False)
-    try:
-        assembled = await preview(runtime, turn)
-    except BadTurn as exc:
-        raise ApiError(400, str(exc), param="messages") from exc
+    assembled = await preview(runtime, turn)
     return {"input_tokens": int(assembled["prompt_stats"]["tokens_sent"])}

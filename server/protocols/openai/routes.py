@@ -9,13 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from server.deps import RuntimeDep
-from server.errors import ApiError, inference_error
 from server.idempotency import idempotent
 from server.protocols.openai import format as fmt
 from server.protocols.openai.schemas import ChatCompletionRequest
 from server.runtime import Runtime
-from server.turns.runner import BadTurn, TurnEvent, TurnRequest
 from server.turns.session_ids import derive_session_id, project_from_headers, request_owner, session_from_headers
+from server.turns.types import TurnEvent, TurnRequest
 
 router = APIRouter(tags=["openai"])
 
@@ -40,11 +39,8 @@ def _headers(session_id: str, meta: dict) -> dict[str, str]:
 
 
 async def _first_event(runtime: Runtime, turn: TurnRequest) -> tuple[AsyncIterator[TurnEvent], TurnEvent]:
-    try:
-        events = runtime.turns.events(turn)
-        return events, await anext(events)
-    except BadTurn as exc:
-        raise ApiError(400, str(exc), param="messages") from exc
+    events = runtime.turns.events(turn)
+    return events, await anext(events)
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -69,9 +65,9 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
     events, first = await _first_event(runtime, turn)
     request.state.turn = first.meta  # timings and tokens for the request's log line (filled as the run goes)
     if first.kind == "error":
-        raise inference_error(first.error, runtime.settings.inference_base_url)
+        raise first.failure
     if not stream:
-        message = first.message
+        message = first.reply
         return JSONResponse(fmt.completion(completion_id, model, message, first.meta.get("usage")),
                             headers=_headers(turn.session_id, first.meta))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -83,11 +79,11 @@ async def _complete(body: ChatCompletionRequest, request: Request, runtime: Runt
             if event.kind == "text":
                 yield fmt.sse(fmt.chunk(completion_id, model, {"content": event.text}))
             elif event.kind == "error":
-                err = inference_error(event.error, runtime.settings.inference_base_url)
+                err = event.failure
                 yield fmt.sse(err.body())
                 break
             else:
-                message = event.message
+                message = event.reply
                 if message.tool_calls:
                     calls = [{"index": i, **c} for i, c in enumerate(fmt.tool_calls_out(message))]
                     yield fmt.sse(fmt.chunk(completion_id, model, {"tool_calls": calls}))

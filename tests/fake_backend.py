@@ -49,7 +49,13 @@ class FakeBackend:
         self.responder = responder
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        """The headers of each request in `requests`, names in lower case."""
         self.fail_with: int | None = None
+        self.drip_seconds = 0.0
+        """> 0: the reply is sent in pieces this many seconds apart (each read is in time, the whole is slow)."""
+        self.models_delay = 0.0
+        """> 0: `GET /models` answers this many seconds late (a node busy generating queues it)."""
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +74,7 @@ class FakeBackend:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
+                    time.sleep(backend.models_delay)
                     data = {"object": "list", "data": [{"id": backend.model, "object": "model", "owned_by": "test"}]}
                     self._send(200, json.dumps(data).encode())
                 else:
@@ -77,6 +84,7 @@ class FakeBackend:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 backend.requests.append(body)
+                backend.request_headers.append({k.lower(): v for k, v in self.headers.items()})
                 if backend.fail_with:
                     self._send(backend.fail_with, json.dumps({"error": {"message": "scripted failure"}}).encode())
                     return
@@ -92,7 +100,20 @@ class FakeBackend:
                        "model": body.get("model", backend.model),
                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                     "finish_reason": finish}], "usage": usage}
-                self._send(200, json.dumps(out).encode())
+                if backend.drip_seconds:
+                    self._drip(json.dumps(out).encode())
+                else:
+                    self._send(200, json.dumps(out).encode())
+
+            def _drip(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(0, len(body), 16):
+                    self.wfile.write(body[i : i + 16])
+                    self.wfile.flush()
+                    time.sleep(backend.drip_seconds)
 
             def _stream(self, text: str, finish: str, usage: dict) -> None:
                 self.send_response(200)
@@ -106,6 +127,7 @@ class FakeBackend:
                     data = dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
                     self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
+                    time.sleep(backend.drip_seconds)
                 done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
                 self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
                 self.wfile.write(f"data: {json.dumps(dict(base, choices=[], usage=usage))}\n\n".encode())

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
+CIRCUIT_STATES = ("closed", "half-open", "open")
 
 
 @router.get("/metrics")
@@ -22,5 +23,8 @@ async def metrics(runtime: RuntimeDep) -> Response:
     m.active_sessions.set(active)
     m.turns_in_progress.set(runtime.turns.locks.busy())
     for backend in runtime.backends:
-        m.circuit_open.labels(backend.url).set(1 if backend.breaker.state == "open" else 0)
+        state = backend.breaker.state
+        m.circuit_open.labels(backend.url).set(1 if state == "open" else 0)
+        for name in CIRCUIT_STATES:
+            m.circuit_state.labels(backend.url, name).set(1 if state == name else 0)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

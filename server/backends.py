@@ -31,6 +31,14 @@ class CircuitOpenError(RuntimeError):
         self.retry_after = retry_after
 
 
+class BackendDown(openai.APIConnectionError):
+    """A backend known to be down (the embedded node while it is restarted): what happened and when to retry."""
+
+    def __init__(self, url: str, message: str, retry_after: float) -> None:
+        super().__init__(message=message, request=_request(url))
+        self.retry_after = retry_after
+
+
 class FirstTokenTimeout(openai.APITimeoutError):
     """The node accepted the request but sent no token in time."""
 
@@ -100,10 +108,19 @@ class CircuitBreaker:
 
 
 class Backend:
-    """One inference node: its URL, its chat model and its circuit."""
+    """One inference node: its URL, its chat model, its circuit, and `down`, which says why the node is known
+    to be down right now (the embedded node's supervisor sets it), or None."""
 
-    def __init__(self, url: str, model: BaseChatModel, breaker: CircuitBreaker) -> None:
-        self.url, self.model, self.breaker = url, model, breaker
+    def __init__(self, url: str, model: BaseChatModel, breaker: CircuitBreaker,
+                 down: Callable[[], BackendDown | None] | None = None) -> None:
+        self.url, self.model, self.breaker, self.down = url, model, breaker, down
+
+    def known_down(self) -> BackendDown | None:
+        return self.down() if self.down is not None else None
+
+    def explain(self, exc: Exception) -> Exception:
+        """A failure as the caller should see it: if the node is now known to be down, that."""
+        return self.known_down() or exc
 
 
 class FailoverChatModel(BaseChatModel):
@@ -126,11 +143,17 @@ class FailoverChatModel(BaseChatModel):
         asking takes a half-open circuit's only trial, so a fallback behind a primary that answers is never
         asked. CircuitOpenError when no backend was let through."""
         tried = False
+        down: list[BackendDown] = []
         for backend in self.backends:
-            if backend.breaker.allow():
+            known = backend.known_down()
+            if known is not None:  # restarting: not tried, and not a failure of its circuit
+                down.append(known)
+            elif backend.breaker.allow():
                 tried = True
                 yield backend
         if not tried:
+            if down:
+                raise down[0]
             raise CircuitOpenError([b.url for b in self.backends],
                                    min(b.breaker.retry_after() for b in self.backends))
 
@@ -158,7 +181,7 @@ class FailoverChatModel(BaseChatModel):
                     backend.breaker.success()  # it answered; the request was wrong
                     raise
                 backend.breaker.failure()
-                error = exc
+                error = backend.explain(exc)
                 continue
             backend.breaker.success()
             return result
@@ -195,7 +218,7 @@ class FailoverChatModel(BaseChatModel):
                         backend.breaker.success()
                         raise
                     backend.breaker.failure()
-                    error = exc
+                    error = backend.explain(exc)
                     continue
                 yield first
                 finished = _finish_reason(first)
@@ -218,6 +241,9 @@ class FailoverChatModel(BaseChatModel):
                 except Exception as exc:  # broke mid-way: too late to fail over
                     if is_backend_failure(exc):
                         backend.breaker.failure()
+                    explained = backend.explain(exc)
+                    if explained is not exc:
+                        raise explained from exc
                     raise
                 backend.breaker.success()
                 return

@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from server.processes import free_port, spawn_child, stop, wait_ready
@@ -70,6 +71,7 @@ class LocalInferenceNode:
         self.port = port or free_port(host)
         self.proc: subprocess.Popen | None = None
         self.log_path = log_path
+        self._closing = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -77,6 +79,8 @@ class LocalInferenceNode:
 
     def start(self, timeout: float = 120.0) -> LocalInferenceNode:
         """Start the child and wait until it answers `/v1/models`. Blocking."""
+        if self._closing.is_set():
+            raise RuntimeError("The embedded inference node is being stopped")
         if importlib.util.find_spec("llama_cpp") is None:
             raise RuntimeError("No inference node: INFERENCE_BASE_URL is unset and llama-cpp-python is not "
                                "installed (`make install` builds it; or point INFERENCE_BASE_URL at a node).")
@@ -88,9 +92,11 @@ class LocalInferenceNode:
         finally:
             if self.log_path:
                 log_file.close()
-        wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path)
+        wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path,
+                   cancel=self._closing)
         return self
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the child (SIGTERM, then SIGKILL after `grace` seconds)."""
+        """Stop the child (SIGTERM, then SIGKILL after `grace` seconds); a start under way gives up."""
+        self._closing.set()
         stop(self.proc, grace)

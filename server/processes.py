@@ -70,13 +70,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float, what: str, log: Path | None = None,
-               interval: float = 0.2) -> float:
-    """Poll `url` until it answers 200 while `proc` lives; the seconds it took. If the process exits or
-    `timeout` passes first, it is stopped and RuntimeError says so, with the end of its log."""
+               interval: float = 0.2, cancel: threading.Event | None = None) -> float:
+    """Poll `url` until it answers 200 while `proc` lives; the seconds it took. If the process exits,
+    `timeout` passes or `cancel` is set first, it is stopped and RuntimeError says so, with the end of its log."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited ({proc.returncode}):\n{_tail(log)}")
+        if cancel is not None and cancel.is_set():
+            stop(proc, grace=5)
+            raise RuntimeError(f"{what} was stopped while starting")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return time.monotonic() - started

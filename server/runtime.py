@@ -27,8 +27,10 @@ from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 from server.backends import Backend, CircuitBreaker, FailoverChatModel
 from server.datadir_lock import DirectoryLock
+from server.health_probe import HealthProbe
 from server.local_node import ALIAS, LocalInferenceNode
 from server.metrics import Metrics
+from server.node_supervisor import NodeSupervisor
 from server.plain_completions import PlainCompletions
 from server.session_keys import KeyedLocks
 from server.settings import Settings
@@ -137,7 +139,9 @@ class Runtime:
     _conn: aiosqlite.Connection
     metrics: Metrics
     _locks: list[DirectoryLock]
+    probe: HealthProbe
     node: LocalInferenceNode | None = None
+    supervisor: NodeSupervisor | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
@@ -186,10 +190,24 @@ class Runtime:
         metrics = metrics or Metrics()
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars)
-        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, node)
+        supervisor = None
+        if node is not None:
+            supervisor = NodeSupervisor(node)
+            supervisor.start()
+            model = deps.chat_model
+            for backend in model.backends if isinstance(model, FailoverChatModel) else []:
+                if backend.url == node.base_url:
+                    backend.down = supervisor.down  # a request while it restarts is told so
+        probe = HealthProbe(deps, http, settings.inference_base_url, settings.inference_api_key, supervisor,
+                            settings.health_probe_interval_seconds)
+        await probe.start()
+        return cls(settings, deps, graph, turns, http, time.time(), conn, metrics, locks, probe, node, supervisor)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
+        await self.probe.aclose()
+        if self.supervisor:
+            await self.supervisor.aclose()
         await self.turns.drain()
         await self.deps.indexer.drain()
         await asyncio.to_thread(self.deps.vectors.close)

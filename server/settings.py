@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     models_manifest_path: Path | None = Field(None, description="models.json for GET /models, read per request.")
     context_tokens: int = Field(8192, ge=512, description="Context window of the inference node, in tokens.")
     active_session_window_seconds: int = Field(900, ge=1, description="A session counts as active this long.")
+    health_probe_interval_seconds: float = Field(5.0, gt=0, description="How often the dependencies are probed "
+                                                 "in the background; /health answers from the last results.")
 
     # Server.
     host: str = "127.0.0.1"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.deps import RuntimeDep
+from server.node_supervisor import NODE_STATES
 
 router = APIRouter(tags=["health"])
 CIRCUIT_STATES = ("closed", "half-open", "open")
@@ -27,4 +28,8 @@ async def metrics(runtime: RuntimeDep) -> Response:
         m.circuit_open.labels(backend.url).set(1 if state == "open" else 0)
         for name in CIRCUIT_STATES:
             m.circuit_state.labels(backend.url, name).set(1 if state == name else 0)
+    if runtime.supervisor is not None:
+        for name in NODE_STATES:
+            m.node_state.labels(name).set(1 if runtime.supervisor.state == name else 0)
+        m.node_restarts.set(runtime.supervisor.restarts)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -99,6 +99,8 @@ def test_claude_codes_max_tokens_answers_and_a_killed_node_is_restarted(tmp_path
         assert error["code"] == "inference_node_down" and int(r.headers["retry-after"]) >= 1
         assert "SIGKILL" in error["message"] and "inference-node.log" in error["message"]
         assert httpx.get(svc.base_url + "/sessions/gap/messages", timeout=10).json()["messages"] == []
+        models = httpx.get(svc.base_url + "/v1/models", timeout=10)
+        assert models.status_code == 503 and models.json()["error"]["code"] == "inference_node_down"
 
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -114,4 +116,4 @@ def test_claude_codes_max_tokens_answers_and_a_killed_node_is_restarted(tmp_path
         reply = client.chat.completions.create(model="local-model",
                                                messages=[{"role": "user", "content": "Say hello to Ada."}])
         assert reply.choices[0].message.content.strip()
-    assert dead(info["pid"])  # the restarted node stops with the service too
+    assert gone(info["pid"])  # the restarted node stops with the service too

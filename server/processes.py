@@ -25,7 +25,7 @@ class _Spawner:
     Linux's parent-death signal follows the thread that forked, not the process: a child forked from a
     worker thread would be killed when that thread ends (an idle pool thread retiring), so all guarded
     children are forked here. The fork runs no Python in the child (no `preexec_fn`): the child execs
-    `server.parent_death` at once, which sets the signal in a fresh interpreter."""
+    server/parent_death.py at once, which sets the signal in a fresh interpreter."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[list[str], dict[str, Any], Future]] = queue.SimpleQueue()

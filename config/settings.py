@@ -20,10 +20,12 @@ class Settings(BaseSettings):
     )
     inference_model: str = Field("local-model", description="Model name sent to the inference node.")
     inference_api_key: str = Field("not-needed", description="API key for the inference node, if it wants one.")
-    inference_timeout_seconds: float = Field(120.0, gt=0, description="Total timeout of one inference call.")
+    inference_timeout_seconds: float = Field(120.0, gt=0, description="Bound of a whole inference call: retries, "
+                                             "fallbacks and the whole stream (and of any single read).")
     inference_connect_timeout_seconds: float = Field(5.0, gt=0, description="Connect timeout to the node.")
     inference_max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx.")
-    inference_first_token_timeout_seconds: float = Field(120.0, gt=0, description="Wait for a stream's 1st token.")
+    inference_first_token_timeout_seconds: float = Field(120.0, gt=0, description="Wait for a stream's 1st token "
+                                                         "from one node before the next is tried.")
     inference_fallback_urls: str = Field("", description="Comma-separated fallback nodes, tried in order.")
     circuit_failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open a circuit.")
     circuit_cooldown_seconds: float = Field(30.0, gt=0, description="Open circuit's wait before a trial.")
@@ -69,6 +71,8 @@ class Settings(BaseSettings):
     models_manifest_path: Path | None = Field(None, description="models.json for GET /models, read per request.")
     context_tokens: int = Field(8192, ge=512, description="Context window of the inference node, in tokens.")
     active_session_window_seconds: int = Field(900, ge=1, description="A session counts as active this long.")
+    health_probe_interval_seconds: float = Field(5.0, gt=0, description="How often the dependencies are probed "
+                                                 "in the background; /health answers from the last results.")
 
     # Server.
     host: str = "127.0.0.1"

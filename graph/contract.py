@@ -150,14 +150,32 @@ def render_reply(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps({"assistant_response": text, "tool_calls": calls}, ensure_ascii=False)
 
 
-def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8,
+# The longest `maxLength` the schema carries. llama.cpp turns `maxLength: n` into n nested optional
+# repetitions, and its grammar parser refuses more than ~1000 (measured with llama-cpp-python 0.3.36: 1000
+# parses, 1001 does not); the embedded node then crashed on a NULL grammar. Above this the string is
+# unbounded and only the token limit ends it (a reply cut inside the JSON keeps its text: "truncated").
+MAX_BOUNDED_TEXT_CHARS = 768
+
+
+def reply_text_limit(max_tokens: int) -> int | None:
+    """The `maxLength` of the answer for a reply limit of `max_tokens`: ~3 characters a token, so the string
+    closes before the limit cuts the JSON; None (unbounded) when that is more than the grammar can carry."""
+    chars = max(200, 3 * max_tokens)
+    return chars if chars <= MAX_BOUNDED_TEXT_CHARS else None
+
+
+def contract_schema(max_text_chars: int | None = MAX_BOUNDED_TEXT_CHARS, max_tool_calls: int = 8,
                     tool_names: list[str] | None = None) -> dict[str, Any]:
-    """The contract as a JSON schema (bounded, so a constrained small model cannot loop forever).
+    """The contract as a JSON schema, bounded (so a constrained small model cannot loop forever) as far as
+    a grammar can be: `max_text_chars` above MAX_BOUNDED_TEXT_CHARS (or None) leaves the answer unbounded.
     With `tool_names` (the client's declared tools), a call's name can only be one of them."""
-    schema = {
+    answer: dict[str, Any] = {"type": "string"}
+    if max_text_chars is not None and max_text_chars <= MAX_BOUNDED_TEXT_CHARS:
+        answer["maxLength"] = max_text_chars
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "assistant_response": {"type": "string", "maxLength": max_text_chars},
+            "assistant_response": answer,
             "tool_calls": {
                 "type": "array",
                 "maxItems": max_tool_calls,
@@ -179,14 +197,14 @@ def contract_schema(max_text_chars: int = 8000, max_tool_calls: int = 8,
     return schema
 
 
-def contract_response_format(mode: str, max_text_chars: int = 8000,
+def contract_response_format(mode: str, max_text_chars: int | None = MAX_BOUNDED_TEXT_CHARS,
                              tool_names: list[str] | None = None) -> dict[str, Any] | None:
     """The `response_format` that constrains a reply to the contract, in the form the node understands.
 
     `schema`: OpenAI's `json_schema` (OpenAI, vLLM, llama.cpp's own server); `schema-embedded`:
     llama-cpp-python's server, which takes `json_object` with a `schema`. Other modes: none.
-    `max_text_chars` keeps the answer short enough for the JSON to close before the token limit;
-    `tool_names` limits calls to the declared tools.
+    `max_text_chars` (see `reply_text_limit`) keeps the answer short enough for the JSON to close before the
+    token limit; `tool_names` limits calls to the declared tools.
     """
     schema = contract_schema(max_text_chars, tool_names=tool_names)
     if mode == "schema":

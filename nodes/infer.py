@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
-from graph.contract import contract_response_format
+from graph.contract import contract_response_format, reply_text_limit
 from graph.contract_stream import ContractTextStream
 from graph.declared_tools import declared_names
 from graph.deps import Deps
@@ -23,8 +23,7 @@ def make_infer(deps: Deps) -> Node:
         """Send the assembled prompt. Streaming callers get the response text token by token."""
         opts = RunOptions.from_config(config)
         kwargs = opts.inference_kwargs(deps.limits.max_tokens)
-        # ~3 characters per token of the limit: the string closes before the limit cuts the JSON.
-        response_format = contract_response_format(deps.contract, max(200, 3 * kwargs["extra_body"]["max_tokens"]),
+        response_format = contract_response_format(deps.contract, reply_text_limit(kwargs["extra_body"]["max_tokens"]),
                                                    declared_names(state.get("tools")))
         if response_format:
             kwargs["extra_body"]["response_format"] = response_format

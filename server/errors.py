@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inference.backends import CircuitOpenError
+from inference.backends import BackendDown, CallTimeout, CircuitOpenError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ def inference_error(exc: BaseException, base_url: str | None) -> ApiError:
         return ApiError(503, f"Inference is failing fast: the circuit is open for {', '.join(exc.urls)} after "
                         f"repeated failures; retry in {wait} s (INFERENCE_FALLBACK_URLS adds fallbacks).",
                         type_="inference_unavailable", code="circuit_open", headers={"Retry-After": str(wait)})
+    if isinstance(exc, BackendDown):
+        wait = max(1, math.ceil(exc.retry_after))
+        return ApiError(503, exc.message, type_="inference_unavailable", code="inference_node_down",
+                        headers={"Retry-After": str(wait)})
+    if isinstance(exc, CallTimeout):
+        return ApiError(504, f"Timed out: {exc.message}; talking to {where}.", type_="inference_timeout",
+                        code="inference_timeout")
     if isinstance(exc, openai.APITimeoutError):
         return ApiError(504, f"Timed out waiting for {where}.", type_="inference_timeout", code="inference_timeout")
     if isinstance(exc, openai.APIConnectionError):

@@ -28,6 +28,12 @@ class Metrics:
                                        registry=r)
         self.circuit_open = Gauge("orchestrator_circuit_open", "1 while a backend's circuit is open",
                                   ["backend"], registry=r)
+        self.circuit_state = Gauge("orchestrator_circuit_state", "1 for the state each backend's circuit is in "
+                                   "(closed, half-open, open), 0 for the others", ["backend", "state"], registry=r)
+        self.node_state = Gauge("orchestrator_inference_node_state", "1 for the state the embedded inference "
+                                "node is in, 0 for the others", ["state"], registry=r)
+        self.node_restarts = Gauge("orchestrator_inference_node_restarts", "Times the embedded inference node "
+                                   "was restarted after it died", registry=r)
         self.active_sessions = Gauge("orchestrator_active_sessions", "Sessions with a recent turn", registry=r)
         self.turns_in_progress = Gauge("orchestrator_turns_in_progress", "Sessions with a turn running or queued",
                                        registry=r)

@@ -18,9 +18,11 @@ from graph.wiring import build_deps
 from inference.backends import Backend, FailoverChatModel
 from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
+from inference.node_supervisor import NodeSupervisor
 from memory.checkpoint_retention import SqliteCheckpointRetention
 from memory.datadir_lock import DirectoryLock
 from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
+from server.health_probe import HealthProbe
 from server.metrics import Metrics
 from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
@@ -57,7 +59,9 @@ class Runtime:
     metrics: Metrics
     _locks: list[DirectoryLock]
     pruner: CheckpointPruner
+    probe: HealthProbe
     node: LocalInferenceNode | None = None
+    supervisor: NodeSupervisor | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
@@ -105,10 +109,25 @@ class Runtime:
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars, inference_url=settings.inference_base_url)
         pruner.turns_running = lambda: turns.in_progress  # prune between turns
-        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, node)
+        supervisor = None
+        if node is not None:
+            supervisor = NodeSupervisor(node)
+            supervisor.start()
+            model = deps.chat_model
+            for backend in model.backends if isinstance(model, FailoverChatModel) else []:
+                if backend.url == node.base_url:
+                    backend.down = supervisor.down  # a request while it restarts is told so
+        probe = HealthProbe(deps, http, settings.inference_base_url, settings.inference_api_key, supervisor,
+                            settings.health_probe_interval_seconds)
+        await probe.start()
+        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, probe, node,
+                   supervisor)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
+        await self.probe.aclose()
+        if self.supervisor:
+            await self.supervisor.aclose()
         await self.turns.drain()
         await self.deps.indexer.drain()
         await self.pruner.close()

@@ -67,6 +67,12 @@ class FakeBackend:
         """Seconds before a stream's first piece (the prompt's processing, on a real node)."""
         self.aborted = 0
         """Streams whose client (the service) closed the connection before the end."""
+        self.request_headers: list[dict[str, str]] = []
+        """The headers of each request in `requests`, names in lower case."""
+        self.drip_seconds = 0.0
+        """> 0: the reply is sent in pieces this many seconds apart (each read is in time, the whole is slow)."""
+        self.models_delay = 0.0
+        """> 0: `GET /models` answers this many seconds late (a node busy generating queues it)."""
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,6 +91,7 @@ class FakeBackend:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
+                    time.sleep(backend.models_delay)
                     data = {"object": "list", "data": [{"id": backend.model, "object": "model", "owned_by": "test"}]}
                     self._send(200, json.dumps(data).encode())
                 else:
@@ -95,6 +102,7 @@ class FakeBackend:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with backend.lock:  # handlers run on threads: keep the two lists in step
                     backend.requests.append(body)
+                    backend.request_headers.append({k.lower(): v for k, v in self.headers.items()})
                     backend.usages.append(None)
                     index = len(backend.usages) - 1
                 if backend.fail_with:
@@ -119,7 +127,20 @@ class FakeBackend:
                                     "finish_reason": finish}]}
                 if backend.usage:
                     out["usage"] = backend.usages[index] = usage
-                self._send(200, json.dumps(out).encode())
+                if backend.drip_seconds:
+                    self._drip(json.dumps(out).encode())
+                else:
+                    self._send(200, json.dumps(out).encode())
+
+            def _drip(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                for i in range(0, len(body), 16):
+                    self.wfile.write(body[i : i + 16])
+                    self.wfile.flush()
+                    time.sleep(backend.drip_seconds)
 
             def _stream(self, text: str, finish: str, usage: dict | None, hold: threading.Event | None) -> None:
                 """The reply in pieces; with `hold`, the stream stalls half-way until it is set."""
@@ -140,6 +161,7 @@ class FakeBackend:
                         self.wfile.flush()
                         if hold is not None and i == len(pieces) // 2:
                             hold.wait(60)
+                        time.sleep(backend.drip_seconds)
                     done = dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": finish}])
                     self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
                     if usage is not None:

@@ -1,4 +1,5 @@
-"""`GET /health`: liveness and the state of every dependency."""
+"""`GET /health`: liveness and the state of every dependency, from the background probe's last results
+(server/health_probe.py), so it answers at once even while the inference node is busy generating."""
 
 from __future__ import annotations
 
@@ -9,60 +10,44 @@ from typing import Any
 from fastapi import APIRouter
 
 from server.deps import RuntimeDep
+from server.health_probe import HEALTHY_INFERENCE
 from server.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
 
-async def _check(fn) -> str:
-    try:
-        await asyncio.to_thread(fn)
-        return "ok"
-    except Exception as exc:
-        return f"error: {type(exc).__name__}: {exc}"
-
-
-async def _inference(runtime: Runtime) -> dict[str, Any]:
-    url = runtime.settings.inference_base_url
-    try:
-        response = await runtime.http.get(
-            url.rstrip("/") + "/models",
-            headers={"Authorization": f"Bearer {runtime.settings.inference_api_key}"},
-            timeout=2.0,
-        )
-        status = "ok" if response.status_code < 500 else f"error: HTTP {response.status_code}"
-    except Exception as exc:
-        status = f"unreachable: {type(exc).__name__}"
-    out: dict[str, Any] = {"status": status, "url": url}
+def _inference(runtime: Runtime) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": runtime.probe.results["inference"], "url": runtime.settings.inference_base_url}
     if runtime.node is not None and runtime.node.proc is not None:
         out.update(embedded=True, model=runtime.node.model.name, pid=runtime.node.proc.pid)
+    if runtime.supervisor is not None:
+        out["node"] = runtime.supervisor.public()
     return out
 
 
 @router.get("/health")
 async def health(runtime: RuntimeDep) -> dict[str, Any]:
-    """`status` is `ok` when every dependency answers, `degraded` otherwise (the service still serves)."""
+    """`status` is `ok` when every dependency answers (an inference node busy generating counts), `degraded`
+    otherwise (the service still serves). `checked_seconds_ago`: the age of the probe results."""
     deps = runtime.deps
-    checks = await asyncio.gather(
-        _check(lambda: deps.episodes.count()),
-        _check(deps.vectors.heartbeat),
-        _inference(runtime),
-    )
     active = await asyncio.to_thread(deps.sessions.count_active, runtime.settings.active_session_window_seconds)
+    results = runtime.probe.results
+    inference = _inference(runtime)
     dependencies = {
-        "memory_db": checks[0],
-        "vector_store": checks[1],
+        "memory_db": results["memory_db"],
+        "vector_store": results["vector_store"],
         "embedder": "ok" if deps.embedder.loaded else "not loaded",
         "checkpointer": "ok",
-        "inference": checks[2],
+        "inference": inference,
         "circuits": {b.url: b.breaker.state for b in runtime.backends},
     }
     healthy = (all(v == "ok" for k, v in dependencies.items() if k not in ("inference", "circuits"))
-               and checks[2]["status"] == "ok" and "open" not in dependencies["circuits"].values())
+               and inference["status"] in HEALTHY_INFERENCE and "open" not in dependencies["circuits"].values())
     return {
         "status": "ok" if healthy else "degraded",
         "uptime_seconds": round(time.time() - runtime.started_at, 3),
         "active_sessions": active,
         "turns_in_progress": runtime.turns.in_progress,
+        "checked_seconds_ago": runtime.probe.age(),
         "dependencies": dependencies,
     }

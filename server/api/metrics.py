@@ -7,9 +7,11 @@ import asyncio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from inference.node_supervisor import NODE_STATES
 from server.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
+CIRCUIT_STATES = ("closed", "half-open", "open")
 
 
 @router.get("/metrics")
@@ -27,5 +29,12 @@ async def metrics(runtime: RuntimeDep) -> Response:
     m.checkpoint_bytes.set(stored.bytes_on_disk)
     m.checkpoint_free_bytes.set(stored.free_bytes)
     for backend in runtime.backends:
-        m.circuit_open.labels(backend.url).set(1 if backend.breaker.state == "open" else 0)
+        state = backend.breaker.state
+        m.circuit_open.labels(backend.url).set(1 if state == "open" else 0)
+        for name in CIRCUIT_STATES:
+            m.circuit_state.labels(backend.url, name).set(1 if state == name else 0)
+    if runtime.supervisor is not None:
+        for name in NODE_STATES:
+            m.node_state.labels(name).set(1 if runtime.supervisor.state == name else 0)
+        m.node_restarts.set(runtime.supervisor.restarts)
     return Response(m.render(), media_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ import httpx
 from fastapi import APIRouter
 
 from server.deps import RuntimeDep
-from server.errors import ApiError
+from server.errors import ApiError, inference_error
 from server.runtime import Runtime
 
 router = APIRouter(tags=["models"])
@@ -22,6 +22,9 @@ async def node_models(runtime: Runtime) -> list[dict[str, Any]]:
     """The inference node's `/models` list."""
     url = runtime.settings.inference_base_url.rstrip("/") + "/models"
     where = f"the inference node at {runtime.settings.inference_base_url} (set INFERENCE_BASE_URL to change it)"
+    down = runtime.supervisor.down() if runtime.supervisor is not None else None
+    if down is not None:  # the embedded node is being restarted: say so
+        raise inference_error(down, runtime.settings.inference_base_url)
     try:
         response = await runtime.http.get(
             url, headers={"Authorization": f"Bearer {runtime.settings.inference_api_key}"}

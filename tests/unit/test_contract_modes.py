@@ -23,6 +23,7 @@ def test_response_format_follows_the_setting(settings, mode, expected):
     with FakeBackend() as backend:
         settings.inference_base_url = backend.base_url
         settings.inference_response_format = mode
+        settings.max_tokens = 200  # its answer bound (600 chars) is one a grammar can carry: see graph/contract.py
         with TestClient(create_app(settings)) as client:
             r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
                             headers={"X-Session-Id": f"mode-{mode}"})

@@ -55,3 +55,12 @@ def test_playground_chat_answers_what_is_typed_and_keeps_the_conversation(browse
     assert "hello from the playground" in backend.turn_prompts()[-1]  # the earlier exchange went with it
     assert page.record.external == []
     assert [line for line in page.record.console if line.startswith(("error", "pageerror"))] == []
+
+
+def test_docs_show_every_operation_without_the_internet(browser_service, browser_page):
+    page = browser_page
+    page.goto(browser_service.base_url + "/docs")
+    listed = operations(browser_service)
+    expect(page.locator('.opblock-summary-path[data-path="/v1/chat/completions"]').first).to_be_visible()
+    expect(page.locator(".opblock")).to_have_count(len(listed))
+    assert page.record.external == []

@@ -58,3 +58,12 @@ constraints: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data
+
+# Browser tests drive Debian's Chromium through Playwright (never a browser Playwright downloads).
+# CI runs as root on a fresh Debian machine; elsewhere apt-get goes through sudo.
+CHROMIUM := /usr/bin/chromium
+APT      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+test: $(CHROMIUM)
+$(CHROMIUM):
+	$(APT) update
+	$(APT) install -y chromium

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings
 from server.api import entities, health, memory, models, projects, sessions
@@ -35,7 +36,10 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
         finally:
             await runtime.close()
 
-    app = FastAPI(
+    # /docs loads Swagger UI from the app itself (fastapi-offline ships it), not from a CDN. No /redoc: ReDoc
+    # fetches its logo from the internet whatever it is given.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="orchestrator-node",
         version="0.1.0",
         description="A LangGraph service that gives an LLM inference node a memory.",

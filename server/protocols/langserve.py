@@ -21,25 +21,30 @@ from langchain_core.messages import AIMessageChunk, AnyMessage, convert_to_messa
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langserve import add_routes
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from server.errors import ApiError
+from server.protocols.langserve_playground import AgentOutput
 from server.turns.access import check_reachable
 from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 from server.turns.storable import body_problem
 from server.turns.types import TurnRequest
 
-ENDPOINTS = ("invoke", "batch", "stream", "stream_events", "playground",
-             "input_schema", "output_schema", "config_schema")
-STREAM_ENDPOINTS = ("stream", "stream_events")
+# The chat playground posts to `stream_log` and reads the schemas under `c/{config_hash}/`: both are needed.
+ENDPOINTS = ("invoke", "batch", "stream", "stream_log", "stream_events", "playground",
+             "input_schema", "output_schema", "config_schema", "config_hashes")
+STREAM_ENDPOINTS = ("stream", "stream_log", "stream_events")
 INFERENCE_KEYS = ("model", "temperature", "max_tokens", "top_p", "stop")
 
 
 class AgentInput(BaseModel):
-    """What `/agent` accepts."""
+    """What `/agent` accepts: `messages`; also `system` (the client's own system prompt) and `tools` (tools
+    offered, in OpenAI function format)."""
 
     messages: list[AnyMessage] = Field(description="The turn's new messages (earlier ones are remembered).")
-    system: str | None = Field(None, description="The client's own system prompt.")
-    tools: list[dict[str, Any]] | None = Field(None, description="Tools offered, in OpenAI function format.")
+    # Accepted but left out of the JSON schema: the chat playground offers its chat only to a one-key input.
+    system: SkipJsonSchema[str | None] = None
+    tools: SkipJsonSchema[list[dict[str, Any]] | None] = None
 
 
 async def _client_thread_id(request: Request) -> str | None:
@@ -135,13 +140,14 @@ def make_agent_runnable(app: FastAPI) -> RunnableLambda:
 
 
 def install_langserve(app: FastAPI, path: str = "/agent") -> None:
-    """Mount `/agent/invoke`, `/batch`, `/stream`, `/stream_events`, `/playground` and the schemas."""
+    """Mount `/agent/invoke`, `/batch`, `/stream`, `/stream_log`, `/stream_events`, `/playground`, the
+    schemas, and their `/agent/c/{config_hash}/...` twins (the playground's)."""
     add_routes(
         app,
         make_agent_runnable(app),
         path=path,
         input_type=AgentInput,
-        output_type=AIMessageChunk,
+        output_type=AgentOutput,
         playground_type="chat",
         per_req_config_modifier=per_request_config,
         enabled_endpoints=list(ENDPOINTS),

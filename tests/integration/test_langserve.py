@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -115,3 +116,32 @@ def test_memory_survives_a_restart(backend, tmp_path):
     with ServiceProcess(tmp_path, {"INFERENCE_BASE_URL": backend.base_url}) as svc:
         agent(svc).invoke(human("When is standup?"), config=thread("ls-restart"))
     assert "Our standup is at 9:30." in backend.turn_prompts()[-1]
+
+
+@pytest.mark.anyio
+async def test_stream_log_and_the_config_hash_routes_the_chat_playground_uses(service):
+    runnable = agent(service)
+    patches = [patch async for patch in runnable.astream_log(human("log me"), config=thread("ls-log"))]
+    await runnable.async_client.aclose()
+    log = sum(patches[1:], patches[0])
+    assert log.state["final_output"].content == "You said: log me"
+    # The playground reads its schemas under /c/{config_hash}/ ("N4XyA": its empty config) and offers its
+    # chat only for a one-key list-of-messages input and an output whose union admits `"type": "ai"`.
+    input_schema = httpx.get(service.base_url + "/agent/c/N4XyA/input_schema", timeout=10).json()
+    assert list(input_schema["properties"]) == ["messages"]
+    assert input_schema["properties"]["messages"]["type"] == "array"
+    output_schema = httpx.get(service.base_url + "/agent/c/N4XyA/output_schema", timeout=10).json()
+    members = [output_schema["$defs"][m["$ref"].rsplit("/", 1)[-1]] for m in output_schema["anyOf"]]
+    assert ["ai"] in [m["properties"]["type"].get("enum") for m in members]
+    r = httpx.post(service.base_url + "/agent/c/N4XyA/stream_log", json={"input": human("via the hash")}, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert "You said: via the hash" in r.text
+
+
+def test_agent_still_takes_system_and_tools_left_out_of_its_schema(service, backend):
+    body = {"input": {**human("with a system prompt"), "system": "Answer like a pirate.",
+                      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]}}
+    r = httpx.post(service.base_url + "/agent/invoke", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "Answer like a pirate." in backend.turn_prompts()[-1]
+    assert any("get_weather" in json.dumps(b) for b in backend.requests)

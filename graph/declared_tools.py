@@ -48,7 +48,7 @@ def check_calls(calls: list[dict[str, Any]], tools: list[dict[str, Any]] | None
     """(calls kept, calls dropped as `{"name", "reason"}`). Without declared tools every call is kept."""
     if not tools:
         return list(calls), []
-    schemas = {}
+    schemas: dict[str | None, Any] = {}
     for tool in tools:
         fn = tool.get("function") or tool
         schemas.setdefault(fn.get("name"), fn.get("parameters") or fn.get("input_schema"))

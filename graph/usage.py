@@ -29,7 +29,7 @@ def with_usage(reply: AIMessage, prompt_tokens: int) -> AIMessage:
     The output estimate is of the raw reply (the contract JSON a streamed reply keeps in metadata): that is
     what the node generated, not just the text the client sees.
     """
-    given = dict(reply.usage_metadata or {})
+    given: dict[str, Any] = dict(reply.usage_metadata or {})
     meta = reply.response_metadata or {}
     raw_text = meta.get("raw_content") or reply.text
     estimates = {"input_tokens": prompt_tokens, "output_tokens": estimate_tokens(raw_text) if raw_text else 0}

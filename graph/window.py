@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from langchain_core.messages import AnyMessage, HumanMessage
+from collections.abc import Sequence
+
+from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage
 
 
 def window_start(messages: list[AnyMessage], size: int) -> int:
@@ -21,7 +23,7 @@ def window_start(messages: list[AnyMessage], size: int) -> int:
     return start
 
 
-def last_user_text(messages: list[AnyMessage]) -> str:
+def last_user_text(messages: Sequence[BaseMessage]) -> str:
     """Text of the newest user message (the query of this turn)."""
     for message in reversed(messages):
         if isinstance(message, HumanMessage):

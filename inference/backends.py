@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -198,7 +198,8 @@ class FailoverChatModel(BaseChatModel):
         deadline = loop.time() + self.total_timeout if self.total_timeout else None
         for backend in self._candidates():
             with _trial_given_back(backend.breaker):
-                stream = backend.model._astream(messages, stop=stop, **kwargs)
+                stream = cast(AsyncGenerator[ChatGenerationChunk, None],
+                              backend.model._astream(messages, stop=stop, **kwargs))
                 first_by = loop.time() + self.first_token_timeout
                 try:
                     async with asyncio.timeout_at(first_by if deadline is None else min(first_by, deadline)):

@@ -14,7 +14,10 @@ from inference.plain_completions import PlainCompletions
 
 
 def make_backends(settings: Settings) -> list[Backend]:
-    """The primary node and the fallbacks, in order, each with its own circuit."""
+    """The primary node and the fallbacks, in order, each with its own circuit (the primary is set by now:
+    INFERENCE_BASE_URL, or the embedded node's address from `embedded_node`)."""
+    if not settings.inference_base_url:
+        raise ValueError("no inference node: set INFERENCE_BASE_URL, or start the embedded node first")
     return [Backend(url, make_chat_model(settings, url),
                     CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds))
             for url in [settings.inference_base_url, *settings.fallback_urls]]

@@ -86,11 +86,12 @@ class LocalInferenceNode:
                                "installed (`make install` builds it; or point INFERENCE_BASE_URL at a node).")
         cmd = server_command(self.model, self.host, self.port, self.n_ctx, self.threads)
         log.info("starting the embedded inference node (%s) on %s", self.model.name, self.base_url)
-        log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log_file = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        out = log_file if log_file is not None else subprocess.DEVNULL
         try:
-            self.proc = spawn_child(cmd, stdout=log_file, stderr=log_file, env=child_env())
+            self.proc = spawn_child(cmd, stdout=out, stderr=out, env=child_env())
         finally:
-            if self.log_path:
+            if log_file is not None:
                 log_file.close()
         wait_ready(self.proc, self.base_url + "/models", timeout, "The embedded inference node", self.log_path,
                    cancel=self._closing)

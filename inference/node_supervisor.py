@@ -113,8 +113,8 @@ class NodeSupervisor:
                 continue
             self.restarts += 1
             self.state, self.last_error, self._up_since = "running", None, time.monotonic()
-            log.warning("the embedded inference node is back (pid %s, restart %d)", self.node.proc.pid,
-                        self.restarts)
+            log.warning("the embedded inference node is back (pid %s, restart %d)",
+                        self.node.proc.pid if self.node.proc else None, self.restarts)
             return
 
     def down(self) -> BackendDown | None:

@@ -38,8 +38,10 @@ class PlainCompletions(AsyncCompletions):
         super().__init__(client)
         self.plain_client = client
 
-    async def create(self, *, extra_headers: Any = None, extra_query: Any = None, extra_body: Any = None,
-                     timeout: Any = NOT_GIVEN, **params: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
+    # One signature for the SDK's overloads: langchain-openai calls it with keyword arguments only.
+    async def create(  # type: ignore[override]
+            self, *, extra_headers: Any = None, extra_query: Any = None, extra_body: Any = None,
+            timeout: Any = NOT_GIVEN, **params: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         body = {k: v for k, v in params.items() if not isinstance(v, NotGiven | Omit)}
         return await self.plain_client.post(
             "/chat/completions",

@@ -8,8 +8,9 @@ implements it on the file `AsyncSqliteSaver` writes (a Postgres profile would im
 Which rows go: a thread's newest `keep` checkpoints of the root namespace are kept; every row of the thread,
 in any namespace, older than the oldest of them goes, with its writes. Checkpoint ids are uuid6, ordered by
 time (the saver itself finds the latest by `ORDER BY checkpoint_id DESC`), so a subgraph's checkpoints made
-during a kept step are newer than that step's parent and stay. Rows go oldest first, in short transactions:
-a process killed mid-way leaves a thread with its newest checkpoints and a contiguous stretch before them.
+during a kept step are newer than that step's parent and stay. A thread is pruned in one transaction (the
+service prunes after each turn, so that is a checkpoint or two): a process killed mid-way leaves each thread
+either pruned or as it was.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-#: Checkpoints deleted in one transaction at most.
-PRUNE_CHUNK = 16
 #: Pages one incremental vacuum step returns (1 MiB at SQLite's default page size).
 RECLAIM_CHUNK_PAGES = 256
 #: The WAL is cut back to this size once checkpointed (SQLite otherwise keeps its largest size on disk).
@@ -44,45 +43,24 @@ class CheckpointRetention(Protocol):
     """The storage side of the retention policy, one implementation per checkpoint saver."""
 
     def prune(self, thread_id: str, keep: int) -> int:
-        """Delete what is older than the thread's `keep`-th newest root checkpoint, oldest first, in
-        transactions of at most PRUNE_CHUNK checkpoints (the service's writes wait for one chunk at most)."""
-        if keep < 1:
-            raise ValueError("keep must be at least 1: the newest checkpoint is the session")
-        deleted = 0
-        while True:
-            chunk = self._prune_chunk(thread_id, keep)
-            deleted += chunk
-            if chunk < PRUNE_CHUNK:
-                return deleted
-
-    def _prune_chunk(self, thread_id: str, keep: int) -> int:
-        with self._lock:
-            cur = self._conn.cursor()
-            # IMMEDIATE: take the write lock first, so the cutoff read and the deletes see one state.
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                row = cur.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                                  "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET ?", (thread_id, keep - 1)).fetchone()
-                doomed = [] if row is None else cur.execute(
-                    "SELECT checkpoint_ns, checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_id < ? "
-                    "ORDER BY checkpoint_id LIMIT ?", (thread_id, row[0], PRUNE_CHUNK)).fetchall()
-                for sql in ("DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-                            "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"):
-                    cur.executemany(sql, [(thread_id, ns, cid) for ns, cid in doomed])
-                cur.execute("COMMIT")
-                return len(doomed)
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        """Delete what is older than the thread's `keep`-th newest root checkpoint; how many checkpoints went."""
+        ...
 
     def thread_ids(self) -> list[str]:
         """Every thread that has checkpoints."""
+        ...
 
     def stats(self) -> CheckpointStats:
         """Rows and bytes."""
+        ...
 
     def reclaim(self) -> int:
         """Give freed space back to the operating system where the store can; the bytes returned."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's connection."""
+        ...
 
 
 class SqliteCheckpointRetention:

@@ -141,7 +141,7 @@ class EpisodeStore:
                 ),
             )
             if committed:
-                self._index_lexically(conn, [(cur.lastrowid, episode.scope, episode.document)])
+                self._index_lexically(conn, [(cur.lastrowid or 0, episode.scope, episode.document)])
 
     def _index_lexically(self, conn, rows: list[tuple[int, str, str]]) -> None:
         """FTS5 rows for (seq, scope, document), and the recent table trimmed to its size."""

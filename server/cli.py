@@ -32,6 +32,7 @@ def _inference(args: argparse.Namespace) -> None:
                               host=args.host, port=args.port)
     print(f"embedded inference node ({node.model.name}) on {node.base_url}; Ctrl-C stops it", flush=True)
     node.start()
+    assert node.proc is not None  # started
     try:
         node.proc.wait()
     except KeyboardInterrupt:

@@ -33,8 +33,9 @@ async def idempotent(runtime: Runtime, request: Request, produce: Callable[[], A
                             headers={**json.loads(headers), REPLAYED: "true"})
         response = await produce()
         if isinstance(response, JSONResponse) and response.status_code < 400:
-            headers = {k: v for k, v in response.headers.items() if k.lower().startswith("x-session")}
-            await asyncio.to_thread(store.put, key, response.status_code, response.body.decode(), json.dumps(headers))
+            kept = {k: v for k, v in response.headers.items() if k.lower().startswith("x-session")}
+            await asyncio.to_thread(store.put, key, response.status_code, bytes(response.body).decode(),
+                                    json.dumps(kept))
         return response
     finally:
         runtime.idempotency_locks.release(key)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import aiosqlite
 import httpx
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from config.settings import Settings
@@ -65,6 +66,14 @@ class Runtime:
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
+    def saver(self) -> BaseCheckpointSaver:
+        """The checkpointer the graph was compiled with."""
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            raise RuntimeError("the graph was compiled without a checkpointer")
+        return saver
+
+    @property
     def backends(self) -> list[Backend]:
         """The inference backends and their circuits (none when a chat model was injected)."""
         model = self.deps.chat_model
@@ -117,7 +126,7 @@ class Runtime:
             for backend in model.backends if isinstance(model, FailoverChatModel) else []:
                 if backend.url == node.base_url:
                     backend.down = supervisor.down  # a request while it restarts is told so
-        probe = HealthProbe(deps, http, settings.inference_base_url, settings.inference_api_key, supervisor,
+        probe = HealthProbe(deps, http, settings.inference_base_url or "", settings.inference_api_key, supervisor,
                             settings.health_probe_interval_seconds)
         await probe.start()
         return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, probe, node,

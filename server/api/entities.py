@@ -22,8 +22,9 @@ async def scope_reachable(runtime: Runtime, scope: str, owner: str | None) -> bo
     if owner is None or scope == scope_of(None, owner):
         return True
     project_id = project_of_scope(scope)
-    return bool(project_id) and visible_to(await asyncio.to_thread(runtime.deps.sessions.get_project, project_id),
-                                           owner)
+    if not project_id:
+        return False
+    return visible_to(await asyncio.to_thread(runtime.deps.sessions.get_project, project_id), owner)
 
 
 async def get_entity_or_404(runtime: Runtime, entity_id: str, owner: str | None = None) -> Entity:

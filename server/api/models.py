@@ -20,7 +20,7 @@ router = APIRouter(tags=["models"])
 
 async def node_models(runtime: Runtime) -> list[dict[str, Any]]:
     """The inference node's `/models` list."""
-    url = runtime.settings.inference_base_url.rstrip("/") + "/models"
+    url = (runtime.settings.inference_base_url or "").rstrip("/") + "/models"
     where = f"the inference node at {runtime.settings.inference_base_url} (set INFERENCE_BASE_URL to change it)"
     down = runtime.supervisor.down() if runtime.supervisor is not None else None
     if down is not None:  # the embedded node is being restarted: say so

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 async def get_project_or_404(runtime: Runtime, project_id: str, owner: str | None = None) -> dict:
     """The project's row; 404 if there is none, or (API_KEY_SCOPED_SESSIONS) it is another key's."""
     row = await asyncio.to_thread(runtime.deps.sessions.get_project, project_id)
-    if not visible_to(row, owner):
+    if row is None or not visible_to(row, owner):
         raise ApiError(404, f"No project '{project_id}'.", param="projectId")
     return row
 
@@ -71,6 +71,8 @@ async def update_project(project_id: str, body: ProjectUpdate, runtime: RuntimeD
     await get_project_or_404(runtime, project_id, owner)
     kwargs = {"description": body.description} if "description" in body.model_fields_set else {}
     row = await asyncio.to_thread(runtime.deps.sessions.update_project, project_id, body.name, **kwargs)
+    if row is None:  # deleted meanwhile
+        raise ApiError(404, f"No project '{project_id}'.", param="projectId")
     return project_public(row)
 
 

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 async def get_session_or_404(runtime: Runtime, session_id: str, owner: str | None = None) -> dict:
     """The session's row; 404 if there is none, or (API_KEY_SCOPED_SESSIONS) it is another key's."""
     row = await asyncio.to_thread(runtime.deps.sessions.get, session_id)
-    if not visible_to(row, owner):
+    if row is None or not visible_to(row, owner):
         raise ApiError(404, f"No session '{session_id}'.", param="sessionId")
     return row
 
@@ -135,7 +135,7 @@ async def update_session(session_id: str, body: SessionUpdate, runtime: RuntimeD
         async with runtime.turns.exclusive(session_id):  # not while a turn of it is running
             await asyncio.to_thread(runtime.deps.admin.move_session, session_id, body.projectId)
         runtime.deps.indexer.schedule()
-    if name_given:
+    if name_given and body.name is not None:
         await asyncio.to_thread(runtime.deps.sessions.update, session_id, body.name.strip())
     return session_public(await get_session_or_404(runtime, session_id, owner))
 
@@ -144,7 +144,7 @@ async def forget_session(runtime: Runtime, session_id: str) -> None:
     """Checkpoints, episodes, vectors, entities and the row, with no turn of it running."""
     async with runtime.turns.exclusive(session_id):
         runtime.turns.forget(session_id)
-        await runtime.graph.checkpointer.adelete_thread(session_id)
+        await runtime.saver.adelete_thread(session_id)
         runtime.pruner.forgotten(session_id)  # its pages go back to the OS in the background
         await asyncio.to_thread(runtime.deps.admin.forget_session, session_id)
 

@@ -150,7 +150,7 @@ def install_langserve(app: FastAPI, path: str = "/agent") -> None:
         output_type=AgentOutput,
         playground_type="chat",
         per_req_config_modifier=per_request_config,
-        enabled_endpoints=list(ENDPOINTS),
+        enabled_endpoints=list(ENDPOINTS),  # type: ignore[arg-type]  # LangServe's Literal of endpoint names
     )
     streams = {f"{path}/{name}" for name in STREAM_ENDPOINTS} | {f"{path}/c/{{config_hash}}/{name}"
                                                                for name in STREAM_ENDPOINTS}

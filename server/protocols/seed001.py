@@ -86,7 +86,7 @@ async def chat_stream(body: ChatRequest, request: Request, runtime: RuntimeDep) 
                     yield _sse({"toolCalls": calls})
                 yield _sse({"done": True, "model": model, "tokenCount": token_count(message, event.meta.get("usage"))})
                 return
-            event = await anext(events, None)
+            event = await anext(events, None)  # type: ignore[arg-type]  # None: the events ended
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Session-Id": body.sessionId})

@@ -33,7 +33,7 @@ def check_reachable(sessions: SessionStore, session_id: str, project_id: str | N
     if session is not None and not visible_to(session, owner):
         raise unreachable_session(session_id)
     project = sessions.get_project(project_id) if project_id else None
-    if project is not None and not visible_to(project, owner):
+    if project_id and project is not None and not visible_to(project, owner):
         raise unreachable_project(project_id)
 
 

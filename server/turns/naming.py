@@ -93,7 +93,7 @@ async def name_session(deps: Deps, session_id: str, user: str, assistant: str) -
     try:
         model = deps.chat_model.bind(temperature=0.3, extra_body={"max_tokens": 20})
         reply = await model.ainvoke([HumanMessage(prompt)])
-        proposed = reply.text
+        proposed: str = reply.text
     except Exception as exc:
         log.warning("naming session %s failed: %r", session_id, exc)
         proposed = ""

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
+
+from graph.state import State
 from memory.sessions import scope_of
 from nodes.assemble import make_assemble
 from nodes.recall import make_recall
@@ -27,7 +30,8 @@ async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:
     session = await asyncio.to_thread(deps.sessions.get, turn.session_id)
     project = session["project_id"] if session else turn.project_id
     owner = session.get("owner") if session else turn.owner
-    config = {"configurable": {**turn.configurable, "thread_id": turn.session_id, "scope": scope_of(project, owner)}}
+    config: RunnableConfig = {"configurable": {**turn.configurable, "thread_id": turn.session_id,
+                                               "scope": scope_of(project, owner)}}
     values: dict[str, Any] = dict((await runtime.turns.graph.aget_state(config)).values) if session else {}
     history = list(values.get("messages") or [])
     if turn.side_session and not continues(turn.messages, history):  # as TurnRunner would move it
@@ -36,5 +40,6 @@ async def preview(runtime: Runtime, turn: TurnRequest) -> dict[str, Any]:
     values["tools"] = turn.tools or []
     if turn.system is not None:
         values["system"] = turn.system
-    values.update(await make_recall(deps)(values, config))
-    return await make_assemble(deps)(values, config)
+    state = cast(State, values)
+    state.update(await make_recall(deps)(state, config))  # type: ignore[typeddict-item]
+    return await make_assemble(deps)(state, config)

@@ -40,7 +40,7 @@ class TurnProgress:
             return message.text
         return ""
 
-    def updates(self, chunk: dict[str, Any] | None) -> None:
+    def updates(self, chunk: Any) -> None:
         """Record an `updates` chunk: the nodes that just finished, or the stop before summarise."""
         self.summary_due = self.summary_due or "__interrupt__" in (chunk or {})
         for node, update in (chunk or {}).items():

@@ -17,7 +17,9 @@ from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 
 from graph.deps import Deps
 from graph.window import last_user_text
@@ -74,6 +76,7 @@ class TurnRunner:
             raise
         if start is None:  # another conversation lives here: this one gets its own session
             self.locks.release(request.session_id)
+            assert request.side_session is not None  # _start moves only a request that names one
             async for event in self.events(replace(request, session_id=request.side_session, side_session=None)):
                 yield event
             return
@@ -96,13 +99,13 @@ class TurnRunner:
             if not ended and not progress.inferred:
                 run.cancel()
 
-    async def _start(self, request: TurnRequest) -> tuple[dict, dict[str, Any], bool] | None:
+    async def _start(self, request: TurnRequest) -> tuple[RunnableConfig, dict[str, Any], bool] | None:
         """With the session's lock held: the session opened (created on first use), the run's config, the
         graph's input and whether to name the session after it; None if the request belongs to another
         conversation than the one stored here (its side session takes it)."""
         session = await asyncio.to_thread(open_session, self.deps.sessions, request.session_id,
                                           request.project_id, request.owner)
-        config: dict[str, Any] = {"configurable": {**request.configurable, "thread_id": request.session_id,
+        config: RunnableConfig = {"configurable": {**request.configurable, "thread_id": request.session_id,
                                                    "scope": scope_of(session["project_id"], session.get("owner"))}}
         if request.session_id in self._settled and not request.side_session:
             history = True  # its last turn ran here to the end: nothing to load or repair
@@ -136,7 +139,7 @@ class TurnRunner:
         if problem:  # refused now, not by the checkpoint's write at the end of the run
             raise BadTurn(problem[1], param=problem[0])
 
-    async def _drive(self, request: TurnRequest, config: dict, graph_input: dict, queue: asyncio.Queue,
+    async def _drive(self, request: TurnRequest, config: RunnableConfig, graph_input: dict, queue: asyncio.Queue,
                      progress: TurnProgress, name_after: bool) -> None:
         """Run the turn, feeding `queue`: its text as it comes, then the stored reply or the failure."""
         delivered = False
@@ -170,14 +173,14 @@ class TurnRunner:
         finally:
             self.locks.release(request.session_id)
 
-    async def _run_to_persist(self, config: dict, graph_input: dict, queue: asyncio.Queue, progress: TurnProgress,
-                              stream: bool) -> None:
+    async def _run_to_persist(self, config: RunnableConfig, graph_input: dict, queue: asyncio.Queue,
+                              progress: TurnProgress, stream: bool) -> None:
         """recall → … → persist in one run, its text streamed into `queue` as it comes.
 
         One checkpoint for the whole run, which holds the whole turn before the reply goes out; when a summary
         is due, the run stops before summarise and a second run does it after the reply. Saving after every
         node instead (the default) cost five more writes of the whole state per turn, on the reply's path."""
-        modes = ["updates", "messages"] if stream else ["updates"]
+        modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
         async for mode, chunk in self.graph.astream(graph_input, config, stream_mode=modes,
                                                     interrupt_before=["summarise"], durability="exit"):
             if mode == "messages":
@@ -202,8 +205,8 @@ class TurnRunner:
         queue.put_nowait(TurnEvent("final", message=final, meta=progress.meta))
         self.metrics.turns.labels("ok").inc()
 
-    async def _after_reply(self, request: TurnRequest, config: dict, graph_input: dict, progress: TurnProgress,
-                           name_after: bool) -> None:
+    async def _after_reply(self, request: TurnRequest, config: RunnableConfig, graph_input: dict,
+                           progress: TurnProgress, name_after: bool) -> None:
         """A new session's name (fire-and-forget, outside this run's callbacks) and the summary, if due."""
         if name_after and progress.final is not None:
             first_user = next((m.text for m in graph_input["messages"] if m.type == "human"), "")
@@ -214,7 +217,7 @@ class TurnRunner:
                 pass  # summarise
         self._settled.add(request.session_id)
 
-    async def _undo(self, config: dict, added: list[str | None], session_id: str) -> None:
+    async def _undo(self, config: RunnableConfig, added: list[str | None], session_id: str) -> None:
         """A failed turn leaves nothing: its messages rolled back, then its uncommitted episode discarded (if the
         rollback failed, start-up repair follows the checkpoint instead)."""
         if await self._rollback(config, added):
@@ -230,7 +233,7 @@ class TurnRunner:
                             "service is shutting down); nothing of it was stored.", code="turn_cancelled")
         return inference_error(exc, self.inference_url)
 
-    async def _repaired_state(self, config: dict):
+    async def _repaired_state(self, config: RunnableConfig):
         """The thread's state, after undoing the half turn of a run that never finished (the process
         died mid-turn). Call with the session's lock held."""
         state = await self.graph.aget_state(config)
@@ -267,17 +270,17 @@ class TurnRunner:
         """The session's checkpoint was deleted: load it afresh on its next turn. Call with its lock held."""
         self._settled.discard(session_id)
 
-    def _unfinished(self, values: dict) -> list[str]:
+    def _unfinished(self, values: dict) -> list[str | None]:
         """Ids of the messages after the last reply that was stored as an episode (blocking)."""
         messages = values.get("messages", [])
-        ids: list[str] = []
+        ids: list[str | None] = []
         for message in reversed(messages):
             if isinstance(message, AIMessage) and message.id and self.deps.episodes.has_reply(message.id):
                 break
             ids.append(message.id)
         return ids
 
-    async def _rollback(self, config: dict, message_ids: list[str | None]) -> bool:
+    async def _rollback(self, config: RunnableConfig, message_ids: list[str | None]) -> bool:
         """Remove the failed turn's messages, so the session reads exactly as before it; False if that failed
         (the turn's uncommitted episode is then left to start-up repair, which follows the checkpoint)."""
         ids = [i for i in message_ids if i]

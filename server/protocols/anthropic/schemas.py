@@ -108,7 +108,7 @@ class MessagesRequest(BaseModel):
     def tool_dicts(self) -> list[dict[str, Any]]:
         """The tools offered, in the OpenAI function format the graph describes to the model;
         `tool_choice` narrows them (`none`: no tools; `tool`: only the named one)."""
-        tools = []
+        tools: list[dict[str, Any]] = []
         for i, tool in enumerate(self.tools or []):
             if tool.input_schema is None or (tool.type not in (None, "custom")):
                 raise ApiError(400, f"tools[{i}] ('{tool.name}'): server tools (type '{tool.type}') are not "

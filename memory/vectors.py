@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import resource
 from collections import OrderedDict
@@ -13,6 +14,18 @@ from chromadb.config import Settings as ChromaSettings
 
 DEFAULT_MAX_OPEN = 64
 """Scopes whose vector indexes stay loaded at most: VECTOR_MAX_OPEN_COLLECTIONS."""
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap pages freed by closed indexes back to the system (glibc's `malloc_trim`).
+
+    glibc keeps freed pages for reuse, and the indexes freed by each reopen leave it fragmented: 600 scopes
+    with a bound of 64 grew a process to 664 MB without this, and kept it at 142-260 MB with it.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
 
 
 def collection_name(kind: str, scope: str) -> str:
@@ -70,6 +83,7 @@ class ChromaVectors:
     def _reopen(self) -> None:
         """Close the client, which releases every loaded index and its files, and open a new one."""
         self.client.close()
+        _return_freed_memory()
         self.client = self._client()
         self._loaded.clear()
         self.reopened += 1

@@ -139,3 +139,28 @@ def test_dropping_scopes_releases_their_files_and_their_vectors(tmp_path):
         assert [h.id for h in vectors.query("project:kept", vector(rng), 3)] == ["k"]  # others stay
     finally:
         vectors.close()
+
+
+def test_deleting_projects_gives_back_the_files_their_scopes_held(settings, backend):
+    settings.inference_base_url = backend.base_url
+    with TestClient(create_app(settings)) as client:
+        runtime = client.app.state.runtime
+        vectors = runtime.deps.vectors
+        vectors.heartbeat()
+        pid = vectors.pid
+        assert pid is not None
+        start = open_files(pid)
+        for i in range(12):
+            assert client.post("/projects", json={"id": f"repo{i}", "name": f"Repo {i}"}).status_code == 201
+            r = client.post("/chat", json={"sessionId": f"repo{i}-s", "projectId": f"repo{i}",
+                                           "message": f"The build of repo {i} needs make"})
+            assert r.status_code == 200, r.text
+        client.portal.call(runtime.turns.drain)
+        client.portal.call(runtime.deps.indexer.drain)
+        assert open_files(pid) - start >= 12 * 4  # each project's index is loaded, its files open
+        for i in range(12):
+            assert client.delete(f"/projects/repo{i}", params={"cascade": "true"}).status_code == 204
+        assert open_files(pid) - start <= 8, (start, open_files(pid))
+        assert vectors.pid == pid  # released by the same process, not by a restart
+        found = client.post("/memory/search", json={"query": "build of repo 3", "projectId": "repo3"})
+        assert found.status_code == 200 and found.json()["results"] == []  # its memory went with it

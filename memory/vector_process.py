@@ -64,7 +64,8 @@ class VectorIndex:
         self.timeout = timeout
         """Seconds a call may wait for the child (and for the call before it) before it fails."""
         self.max_open = max_open
-        """Collections the child keeps open at most (least recently used closed first)."""
+        """Scopes whose indexes the child keeps loaded at most (`ChromaVectors`: past it, all are closed and
+        load again as used)."""
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import resource
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +57,9 @@ class ChromaVectors:
     by that client ("Error creating hnsw segment reader: Nothing found on disk" for 90 of 150 collections
     under a cache of 16) until the client is reopened. Reopening the client releases every index (149 open
     files back to 14) and is safe: the indexes load again from disk. So at most `max_open` scopes are
-    loaded: when one more is needed, the client is reopened first and the scopes load again as they are
-    used (least recently used first out, all at once). `max_open` is kept under Chroma's own bound, so its
-    cache never evicts.
+    loaded: when one more is needed, the client is reopened first, closing them all at once, and they load
+    again as they are used (one by one, least recently used first, is what Chroma's eviction cannot do).
+    `max_open` is kept under Chroma's own bound, so its cache never evicts by itself.
     """
 
     def __init__(self, path: Path | str, kind: str = "episodes", max_open: int = DEFAULT_MAX_OPEN) -> None:
@@ -68,11 +67,9 @@ class ChromaVectors:
         self.kind = kind
         self.path = str(path)
         self.max_open = max_open
-        self.reopened = 0
-        """How many times the client was reopened to stay within `max_open` (or to release a drop)."""
         self.client = self._client()
-        self._loaded: OrderedDict[str, chromadb.Collection] = OrderedDict()
-        """The scopes used since the client opened, most recent last: their indexes are loaded."""
+        self._loaded: dict[str, chromadb.Collection] = {}
+        """The scopes used since the client opened: their indexes are loaded."""
         self.configure(max_open)
 
     def _client(self):
@@ -86,24 +83,18 @@ class ChromaVectors:
         _return_freed_memory()
         self.client = self._client()
         self._loaded.clear()
-        self.reopened += 1
 
     def configure(self, max_open: int) -> None:
         """Set the bound on loaded scopes (the service sends its setting once the child is up), kept under
         the bound of Chroma's own cache (RLIMIT_NOFILE // 5), past which Chroma would evict by itself."""
         chroma_bound = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 5
         self.max_open = max(1, min(max_open, chroma_bound - 1))
-        while len(self._loaded) > self.max_open:
+        if len(self._loaded) > self.max_open:
             self._reopen()
-
-    def open_count(self) -> int:
-        """Scopes whose indexes are loaded now."""
-        return len(self._loaded)
 
     def _collection(self, scope: str):
         col = self._loaded.get(scope)
         if col is not None:
-            self._loaded.move_to_end(scope)
             return col
         if len(self._loaded) >= self.max_open:
             self._reopen()

@@ -164,3 +164,16 @@ def test_deleting_projects_gives_back_the_files_their_scopes_held(settings, back
         assert vectors.pid == pid  # released by the same process, not by a restart
         found = client.post("/memory/search", json={"query": "build of repo 3", "projectId": "repo3"})
         assert found.status_code == 200 and found.json()["results"] == []  # its memory went with it
+
+
+def test_large_batches_cross_the_pipe_whole(tmp_path):
+    rng = random.Random(4)
+    vectors = VectorIndex(tmp_path / "chroma")
+    try:
+        ids = [f"e{i}" for i in range(400)]  # ~1 MB pickled: many socket reads and writes each way
+        batch = [vector(rng) for _ in ids]
+        vectors.add("default", ids, batch, [f"doc {i}" for i in range(400)])
+        hits = vectors.query("default", batch[7], 200)
+        assert len(hits) == 200 and hits[0].id == "e7" and len({h.id for h in hits}) == 200
+    finally:
+        vectors.close()

@@ -43,6 +43,7 @@ def settle() -> None:
 def run_project_churn(workdir: Path, backend_url: str, projects: int = 1000, every: int = 100,
                       budget_s: float = 900.0, max_open: int | None = None) -> dict:
     """Create `projects` one-turn projects, then delete them; samples every `every` projects."""
+    workdir.mkdir(parents=True, exist_ok=True)
     extra = {"VECTOR_MAX_OPEN_COLLECTIONS": str(max_open)} if max_open else {}
     samples: list[dict] = []
     deadline = time.perf_counter() + budget_s

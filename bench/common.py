@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: paths, environment, percentiles, RSS and synthetic text."""
+"""Shared helpers for the benchmarks: paths, environment, percentiles, RSS and open files of a process tree,
+synthetic text."""
 
 from __future__ import annotations
 
@@ -47,13 +48,57 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 
 def rss_mb(pid: int | None = None) -> float:
-    """Resident set size (VmRSS) of a process in MiB, read from /proc."""
+    """Resident set size (VmRSS) of one process in MiB, read from /proc (see `tree_rss_mb`)."""
     path = f"/proc/{pid or os.getpid()}/status"
     with open(path, encoding="ascii") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants alive now (from /proc/*/stat parent ids)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:  # exited meanwhile
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in () may hold spaces
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def tree_rss_mb(pid: int | None = None) -> float:
+    """VmRSS of a process and all its descendants, in MiB: the service's memory includes its vector child
+    (Chroma) and, without INFERENCE_BASE_URL, the embedded node. Shared pages count once per process."""
+    total = 0.0
+    for p in process_tree(pid or os.getpid()):
+        try:
+            total += rss_mb(p)
+        except OSError:  # exited meanwhile
+            pass
+    return total
+
+
+def tree_open_files(pid: int | None = None) -> int:
+    """Open file descriptors of a process and all its descendants."""
+    total = 0
+    for p in process_tree(pid or os.getpid()):
+        try:
+            total += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass
+    return total
 
 
 SUBJECTS = """the deploy script|our staging cluster|my sister|the billing service|the nightly backup|Alice|the

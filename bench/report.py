@@ -57,12 +57,30 @@ def targets(results: dict) -> list[dict]:
     if flat is not None:
         out.append({"target": "checkpoint bytes flat per session after the first turns (CHECKPOINTS_KEPT=10; "
                     "bytes at the last mark / at 1k turns <= 1.1)", "measured_ratio": flat, "met": flat <= 1.1})
+    churn = results.get("project_churn")
+    if churn:
+        files_bound = churn["open_files_start"] + CHURN_FILES_OVER_START
+        out.append({"target": f"project churn ({churn['projects']} projects): open files <= start + "
+                              f"{CHURN_FILES_OVER_START}, RSS of the second half <= first half + "
+                              f"{CHURN_RSS_GROWTH_MB} MB, deletes give the files back",
+                    "measured": f"files {churn['open_files_start']} -> max {churn['open_files_max']} -> "
+                                f"{churn['open_files_after_delete']} after deletes; RSS {churn['rss_mb_start']} -> "
+                                f"max {churn['rss_mb_max']} MB, second half +{churn['rss_mb_growth_second_half']}",
+                    "met": churn["open_files_max"] <= files_bound
+                    and churn["rss_mb_growth_second_half"] <= CHURN_RSS_GROWTH_MB
+                    and churn["open_files_after_delete"] <= churn["open_files_start"] + 20})
     rss = [v for k, v in results.get("footprint", {}).items() if k.endswith("rss_mb")]
     rss += [r["rss_mb"] for r in results.get("recall_scaling", [])]
     if rss:
         out.append({"target": "RSS <= 1 GB with the embedder loaded", "measured_mb": max(rss),
                     "met": max(rss) <= 1024})
     return out
+
+
+CHURN_FILES_OVER_START = 4 * 64 + 64
+"""Project churn's bound on open files: 64 loaded scopes (VECTOR_MAX_OPEN_COLLECTIONS) of 4 files, and slack."""
+CHURN_RSS_GROWTH_MB = 100
+"""How much the second half of the churned projects may add to the RSS peak of the first half."""
 
 
 def markdown(results: dict) -> str:
@@ -110,6 +128,14 @@ def markdown(results: dict) -> str:
     if results.get("checkpoint_retention"):
         lines += ["", f"### Checkpoint retention ({results['checkpoint_retention']['turns']} turns through the "
                   "graph and saver)", "", retention_table(results["checkpoint_retention"]).rstrip()]
+    churn = results.get("project_churn")
+    if churn:
+        lines += ["", f"### Project churn ({churn['projects']} one-turn projects, then all deleted; process tree)",
+                  "", "| phase | projects | open files | RSS MiB | of which children | processes |",
+                  "|---|---|---|---|---|---|"]
+        for r in churn["samples"]:
+            lines.append(f"| {r['phase']} | {r['projects']} | {r['open_files']} | {r['rss_mb']:.0f} | "
+                         f"{r['children_rss_mb']:.0f} | {r['processes']} |")
     lines += ["", "### Footprint", "", "| measure | value |", "|---|---|"]
     for key, value in results.get("footprint", {}).items():
         lines.append(f"| {key} | {value} |")

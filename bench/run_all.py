@@ -6,7 +6,9 @@ Phases, each with its own store under a temporary directory and the service as a
      the prompt budget of a Claude-Code-shaped request, and checkpoint bytes with and without retention;
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
-     scaling, then the service on the 100k store.
+     scaling, then the service on the 100k store;
+  D. project churn: 1,000 one-turn projects created, then deleted, on a fresh store; open files and RSS of
+     the service's process tree (bench/project_churn.py; --churn-projects 0 skips it).
 Only 127.0.0.1 is contacted; every loop is bounded in count and time.
 """
 
@@ -30,6 +32,7 @@ from bench.fake_backend import BackendProcess  # noqa: E402
 from bench.overhead import run_overhead  # noqa: E402
 from bench.peer_race import run_peer_race  # noqa: E402
 from bench.plots import plot_all  # noqa: E402
+from bench.project_churn import run_project_churn  # noqa: E402
 from bench.prompt_budget import CONTEXTS, measure  # noqa: E402
 from bench.report import machine, markdown, targets  # noqa: E402
 from bench.service import Service  # noqa: E402
@@ -72,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200, help="non-streaming turns per store (streaming: half)")
     parser.add_argument("--skip-100k", action="store_true", help="stop at 10k episodes")
+    parser.add_argument("--churn-projects", type=int, default=1000, help="projects of the churn phase (0: skip)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -99,6 +103,11 @@ def main() -> None:
             print("[C] growing to 100k episodes (cheap vectors beyond 10k)", flush=True)
             results["recall_scaling"] += recall_scaling(seeded, "100000", 10_000)
             serve_and_measure(seeded, backend.base_url, "100k episodes", results, args.turns)
+        if args.churn_projects > 0:
+            print(f"[D] project churn: {args.churn_projects} projects", flush=True)
+            results["project_churn"] = run_project_churn(Path(tmp) / "churn", backend.base_url, args.churn_projects)
+        else:
+            results["skipped"].append("project churn (--churn-projects 0)")
     results["targets"] = targets(results)
     results["total_runtime_s"] = round(time.perf_counter() - t0, 1)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import QUIET_ENV, ROOT, rss_mb
+from bench.common import QUIET_ENV, ROOT, tree_open_files, tree_rss_mb
 from inference.processes import free_port, stop, wait_ready
 
 
@@ -40,8 +40,12 @@ class Service:
         return self.proc.pid
 
     def rss_mb(self) -> float:
-        """Current VmRSS of the service process."""
-        return rss_mb(self.pid)
+        """Current VmRSS of the service and its children (the vector process, an embedded node)."""
+        return tree_rss_mb(self.pid)
+
+    def open_files(self) -> int:
+        """Open file descriptors of the service and its children."""
+        return tree_open_files(self.pid)
 
     def start(self, timeout: float = 120.0) -> Service:
         """Spawn the process and wait for `GET /health` to answer 200; records `cold_start_s`."""

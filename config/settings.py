@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     checkpoints_kept: int = Field(
         10, ge=0, description="Checkpoints kept per session (older ones and their writes are pruned in the "
         "background after each turn); 0 keeps every checkpoint.")
+    vector_max_open_collections: int = Field(
+        64, ge=1, le=4096, description="Scopes (projects) whose vector indexes stay loaded, files open; the least "
+        "recently used is closed past this, and loaded again from disk when next needed.")
+    vector_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a vector-store call may wait; past it the vector process is restarted "
+        "and recall goes on without vectors (X-Recall-Degraded: true).")
 
     # Memory.
     recent_messages: int = Field(12, ge=2, description="Messages of the session sent verbatim.")

@@ -34,7 +34,8 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
     episodes = EpisodeStore(db)
     sessions = SessionStore(db)
     entities = EntityStore(db)
-    vectors = VectorIndex(settings.chroma_dir)
+    vectors = VectorIndex(settings.chroma_dir, timeout=settings.vector_timeout_seconds,
+                          max_open=settings.vector_max_open_collections)
     return Deps(
         chat_model=chat_model,
         episodes=episodes,

@@ -60,6 +60,11 @@ class MemoryAdmin:
             self._index_entity(entity)
         self.sessions.update(session_id, project_id=project_id)
 
+    def forget_scope(self, scope: str) -> None:
+        """Close and delete a scope's vector collections (episodes and entities), once its project is gone:
+        deleting ids alone left each one loaded, its files open, for the life of the vector process."""
+        self.vectors.drop(scope, vector_key(scope))
+
     # Entities -------------------------------------------------------------------------------------
     def _index_entity(self, entity: Entity) -> None:
         vector = self.embedder.embed_background([entity.document])[0]

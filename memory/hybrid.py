@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from memory.episodes import EpisodeStore, StoredEpisode
 from memory.vectors import VectorHit
@@ -19,6 +19,82 @@ class FusionWeights:
     vector_threshold: float = 0.3
 
 
+@dataclass(frozen=True)
+class LexicalPart:
+    """Where the BM25 search ranked an episode (1 = best) and its BM25 score (higher = better match)."""
+
+    rank: int
+    bm25: float
+    contribution: float
+    """weight / (RRF_K + rank): this retriever's share of the fused score."""
+
+
+@dataclass(frozen=True)
+class VectorPart:
+    """The episode's cosine similarity to the query and, if it cleared the threshold, its rank among the
+    vector hits that did (None: it was below the threshold and added nothing)."""
+
+    similarity: float
+    rank: int | None
+    contribution: float
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    """A recalled episode (its `score` the fused one) with the parts that score is made of."""
+
+    episode: StoredEpisode
+    lexical: LexicalPart | None
+    vector: VectorPart | None
+
+
+def fuse_explained(
+    lexical: list[StoredEpisode],
+    vector: list[VectorHit],
+    weights: FusionWeights,
+    exclude_ai_ids: set[str],
+    k: int,
+    episodes: EpisodeStore,
+) -> list[FusedHit]:
+    """Weighted RRF of both rankings, best first, each hit with what each retriever said of it.
+
+    Episodes already in the recent window (`exclude_ai_ids`) are left out. Vector hits only contribute their
+    id and rank: their text is read back from SQLite, the source of truth, so a vector whose episode was
+    deleted can never be recalled.
+    """
+    lexical_parts: dict[str, LexicalPart] = {}
+    for rank, hit in enumerate(lexical, start=1):
+        if hit.id not in lexical_parts:
+            lexical_parts[hit.id] = LexicalPart(rank, hit.score, weights.lexical / (RRF_K + rank))
+    vector_parts: dict[str, VectorPart] = {}
+    kept_rank = 0
+    for hit in vector:
+        if hit.id in vector_parts:
+            continue
+        if hit.similarity >= weights.vector_threshold:
+            kept_rank += 1
+            vector_parts[hit.id] = VectorPart(hit.similarity, kept_rank, weights.vector / (RRF_K + kept_rank))
+        else:  # shown, so a user sees why a near miss did not count
+            vector_parts[hit.id] = VectorPart(hit.similarity, None, 0.0)
+    scores: dict[str, float] = {}
+    for parts in (lexical_parts, vector_parts):
+        for episode_id, part in parts.items():
+            if part.contribution:
+                scores[episode_id] = scores.get(episode_id, 0.0) + part.contribution
+    by_id = {e.id: e for e in lexical}
+    by_id.update(episodes.get_many([i for i in scores if i not in by_id]))
+    out: list[FusedHit] = []
+    for episode_id, score in sorted(scores.items(), key=lambda item: item[1], reverse=True):
+        episode = by_id.get(episode_id)
+        if episode is None or (episode.ai_msg_id and episode.ai_msg_id in exclude_ai_ids):
+            continue
+        out.append(FusedHit(replace(episode, score=score, user_text=""), lexical_parts.get(episode_id),
+                            vector_parts.get(episode_id)))
+        if len(out) >= k:
+            break
+    return out
+
+
 def fuse(
     lexical: list[StoredEpisode],
     vector: list[VectorHit],
@@ -27,37 +103,5 @@ def fuse(
     k: int,
     episodes: EpisodeStore,
 ) -> list[StoredEpisode]:
-    """Weighted RRF of both rankings; episodes already in the recent window are left out.
-
-    Vector hits only contribute their id and rank: their text is read back from SQLite, the source
-    of truth, so a vector whose episode was deleted can never be recalled.
-    """
-    scores: dict[str, float] = {}
-    for rank, hit in enumerate(lexical):
-        scores[hit.id] = scores.get(hit.id, 0.0) + weights.lexical / (RRF_K + rank + 1)
-    kept_vectors = [h for h in vector if h.similarity >= weights.vector_threshold]
-    for rank, hit in enumerate(kept_vectors):
-        scores[hit.id] = scores.get(hit.id, 0.0) + weights.vector / (RRF_K + rank + 1)
-    by_id = {e.id: e for e in lexical}
-    missing = [h.id for h in kept_vectors if h.id not in by_id]
-    by_id.update(episodes.get_many(missing))
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    out: list[StoredEpisode] = []
-    for episode_id, score in ranked:
-        episode = by_id.get(episode_id)
-        if episode is None or (episode.ai_msg_id and episode.ai_msg_id in exclude_ai_ids):
-            continue
-        out.append(
-            StoredEpisode(
-                id=episode.id,
-                session_id=episode.session_id,
-                scope=episode.scope,
-                document=episode.document,
-                ai_msg_id=episode.ai_msg_id,
-                created_at=episode.created_at,
-                score=score,
-            )
-        )
-        if len(out) >= k:
-            break
-    return out
+    """The episodes of `fuse_explained`, each with its fused score: what recall needs."""
+    return [h.episode for h in fuse_explained(lexical, vector, weights, exclude_ai_ids, k, episodes)]

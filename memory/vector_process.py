@@ -17,9 +17,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from memory.vectors import VectorHit
+from memory.deadline_pipe import DeadlinePipe, PipeTimeout
+from memory.vectors import DEFAULT_MAX_OPEN, VectorHit
 
-_OPS = ("add", "query", "delete", "heartbeat")
+_OPS = ("add", "query", "delete", "drop", "heartbeat", "configure")
+START_TIMEOUT_S = 60.0
+"""How long a new child may take to import Chroma and open CHROMA_DIR (a few seconds on a busy machine)."""
+DEFAULT_TIMEOUT_S = 10.0
 
 
 def _serve(conn, path: str, kind: str) -> None:
@@ -53,9 +57,15 @@ class VectorStoreError(RuntimeError):
 class VectorIndex:
     """Same methods as `ChromaVectors`, served by a child process. Blocking: call through `to_thread`."""
 
-    def __init__(self, path: Path | str, kind: str = "episodes") -> None:
+    def __init__(self, path: Path | str, kind: str = "episodes", timeout: float = DEFAULT_TIMEOUT_S,
+                 max_open: int = DEFAULT_MAX_OPEN) -> None:
         self.path = str(Path(path).resolve())
         self.kind = kind
+        self.timeout = timeout
+        """Seconds a call may wait for the child (and for the call before it) before it fails."""
+        self.max_open = max_open
+        """Scopes whose indexes the child keeps loaded at most (`ChromaVectors`: past it, all are closed and
+        load again as used)."""
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
@@ -74,30 +84,56 @@ class VectorIndex:
             )
         finally:
             theirs.close()
-        conn = Connection(ours.detach())
+        conn = DeadlinePipe(ours)
         try:
-            status, detail = conn.recv()
-        except (EOFError, OSError) as exc:
-            status, detail = "err", f"the process exited ({exc!r})"
+            status, detail = conn.recv(max(self.timeout, START_TIMEOUT_S))
+            if status == "ok":
+                conn.send(("configure", (self.max_open,)), self.timeout)
+                status, detail = conn.recv(self.timeout)
+        except (EOFError, OSError) as exc:  # PipeTimeout included: a child that never came up
+            status, detail = "err", f"the process did not start ({exc!r})"
         if status != "ok":
             conn.close()
-            proc.wait(5)
+            proc.kill()
+            proc.wait()
             raise VectorStoreError(f"Could not open the vector store at {self.path} (CHROMA_DIR): {detail}")
         self._proc, self._conn = proc, conn
 
     def _call(self, op: str, *args: Any) -> Any:
-        with self._lock:
+        # Every wait here is bounded: a stopped or wedged child must not hold recall (which waits on this
+        # lock) for ever. Past the deadline the child is killed and the call fails like any other
+        # vector-store failure (recall degrades to lexical + recency); the next call starts a new child.
+        if not self._lock.acquire(timeout=self.timeout):
+            raise VectorStoreError(f"the vector store is busy: a call waited {self.timeout:g} s for the one "
+                                   "before it (VECTOR_TIMEOUT_SECONDS)")
+        try:
             if self._proc is None or self._proc.poll() is not None:
-                self._start()  # a crashed child is replaced on the next call
+                self._start()  # a crashed (or killed, hung) child is replaced on the next call
             try:
-                self._conn.send((op, args))
-                status, result = self._conn.recv()
+                self._conn.send((op, args), self.timeout)
+                status, result = self._conn.recv(self.timeout)
+            except PipeTimeout as exc:
+                self._kill()
+                raise VectorStoreError(f"the vector store process did not answer '{op}' within "
+                                       f"{self.timeout:g} s (VECTOR_TIMEOUT_SECONDS): stopped it; the next "
+                                       "call starts a new one") from exc
             except (EOFError, OSError) as exc:
-                self._proc = None
+                self._kill()
                 raise VectorStoreError(f"the vector store process stopped: {exc!r}") from exc
+        finally:
+            self._lock.release()
         if status != "ok":
             raise VectorStoreError(result)
         return result
+
+    def _kill(self) -> None:
+        """Stop the child for good (SIGKILL ends a stopped process too) and forget it."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = self._conn = None
 
     def add(self, scope: str, ids: list[str], embeddings: list[list[float]], documents: list[str]) -> None:
         """Insert or replace vectors (idempotent)."""
@@ -115,13 +151,23 @@ class VectorIndex:
         if ids:
             self._call("delete", scope, ids)
 
+    def drop(self, *scopes: str) -> None:
+        """Delete these scopes' whole collections (a deleted project) and close what they held open."""
+        if scopes:
+            self._call("drop", list(scopes))
+
     def heartbeat(self) -> int:
         """Raises if the vector store is unusable."""
         return self._call("heartbeat")
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None until started, or after it was stopped)."""
+        return self._proc.pid if self._proc is not None else None
+
     def close(self) -> None:
         """Stop the child process (Chroma persists every write as it goes)."""
-        with self._lock:
+        with self._lock:  # a hung call gives it up within `timeout`
             if self._conn is not None:
                 self._conn.close()
             if self._proc is not None:

@@ -3,33 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter
 
-from memory.hybrid import fuse
+from memory.hybrid import FusedHit, fuse_explained
 from memory.sessions import scope_of
-from server.api.schemas import MemorySearchRequest, iso
+from server.api.schemas import (
+    LexicalScorePublic,
+    MemoryHitPublic,
+    MemorySearchPublic,
+    MemorySearchRequest,
+    ScorePartsPublic,
+    VectorScorePublic,
+    iso,
+)
 from server.api.sessions import require_own_project
 from server.deps import OwnerDep, RuntimeDep
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 
 
+def hit_public(hit: FusedHit) -> MemoryHitPublic:
+    """A fused hit with the parts of its score, rounded for reading."""
+    e, lex, vec = hit.episode, hit.lexical, hit.vector
+    return MemoryHitPublic(
+        id=e.id, sessionId=e.session_id, text=e.document, score=round(e.score, 6), createdAt=iso(e.created_at),
+        scoreParts=ScorePartsPublic(
+            lexical=lex and LexicalScorePublic(rank=lex.rank, bm25=round(lex.bm25, 4),
+                                               contribution=round(lex.contribution, 6)),
+            vector=vec and VectorScorePublic(similarity=round(vec.similarity, 4), rank=vec.rank,
+                                             contribution=round(vec.contribution, 6)),
+        ),
+    )
+
+
 @router.post("/search")
-async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep, owner: OwnerDep) -> dict[str, Any]:
+async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep, owner: OwnerDep) -> MemorySearchPublic:
     """Hybrid (BM25 + vector) search of one project's episodes (or the default scope: shared, or with
-    API_KEY_SCOPED_SESSIONS the key's own)."""
+    API_KEY_SCOPED_SESSIONS the key's own). Each result's `scoreParts` says why it came back: its rank and
+    BM25 score in the full-text search, its similarity and rank in the vector search."""
     await require_own_project(runtime, body.projectId, owner)
     deps = runtime.deps
     scope = scope_of(body.projectId, owner)
     candidates = max(body.k, runtime.settings.recall_candidates)
 
-    def search():
+    def search() -> list[FusedHit]:
         lexical = deps.episodes.search(scope, body.query, candidates)
         vector = deps.vectors.query(scope, deps.embedder.embed_one(body.query), candidates)
-        return fuse(lexical, vector, deps.weights, set(), body.k, deps.episodes)
+        return fuse_explained(lexical, vector, deps.weights, set(), body.k, deps.episodes)
 
     hits = await asyncio.to_thread(search)
-    return {"results": [{"id": h.id, "sessionId": h.session_id, "text": h.document, "score": round(h.score, 6),
-                         "createdAt": iso(h.created_at)} for h in hits]}
+    return MemorySearchPublic(results=[hit_public(h) for h in hits])

@@ -92,5 +92,6 @@ async def delete_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep, 
             await forget_session(runtime, session["id"])
     for entity in await asyncio.to_thread(runtime.deps.entities.list, scope_of(project_id)):
         await asyncio.to_thread(runtime.deps.admin.delete_entity, entity)
+    await asyncio.to_thread(runtime.deps.admin.forget_scope, scope_of(project_id))  # before the row, as above
     await asyncio.to_thread(runtime.deps.sessions.delete_project_row, project_id)
     return Response(status_code=204)

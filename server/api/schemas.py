@@ -67,6 +67,44 @@ class MemorySearchRequest(_Request):
     k: int = Field(5, ge=1, le=50)
 
 
+class LexicalScorePublic(BaseModel):
+    """What the BM25 (full-text) search said of a memory."""
+
+    rank: int = Field(description="Its place in the full-text results, 1 = best match.")
+    bm25: float = Field(description="Its BM25 score (higher = better match; 0 when the words are common).")
+    contribution: float = Field(description="Its share of `score`: weight / (60 + rank).")
+
+
+class VectorScorePublic(BaseModel):
+    """What the vector (meaning) search said of a memory."""
+
+    similarity: float = Field(description="Cosine similarity of the memory to the query, -1 to 1.")
+    rank: int | None = Field(description="Its place among the vector hits above the similarity threshold; "
+                             "null when it was below it and added nothing.")
+    contribution: float = Field(description="Its share of `score`: weight / (60 + rank), or 0.")
+
+
+class ScorePartsPublic(BaseModel):
+    """Why a memory came back: each retriever's view of it (null: that search did not find it)."""
+
+    lexical: LexicalScorePublic | None
+    vector: VectorScorePublic | None
+
+
+class MemoryHitPublic(BaseModel):
+    id: str
+    sessionId: str
+    text: str
+    score: float = Field(description="Fused rank score (weighted reciprocal rank fusion): only its order "
+                         "means something; `scoreParts` says where it comes from.")
+    scoreParts: ScorePartsPublic
+    createdAt: str | None
+
+
+class MemorySearchPublic(BaseModel):
+    results: list[MemoryHitPublic]
+
+
 class ChatRequest(BaseModel):
     """Seed 001's `POST /chat` and `/chat/stream` body."""
 

@@ -88,6 +88,31 @@ def test_messages_and_memory_inspection(client):
     assert "blue flower pot" in found[0]["text"] and found[0]["sessionId"] == "insp" and found[0]["score"] > 0
 
 
+def test_memory_search_says_why_each_memory_came_back(client):
+    say(client, "why", "The spare key is under the blue flower pot")
+    say(client, "why", "My sister lives in Lisbon")
+    for chore in ("water the tomatoes", "renew the passport", "call the plumber"):  # BM25 needs a corpus
+        say(client, "why", f"Remind me to {chore}")
+    drain(client)
+    r = client.post("/memory/search", json={"query": "Where is the spare key?", "k": 3})
+    assert r.status_code == 200, r.text
+    top = r.json()["results"][0]
+    assert "blue flower pot" in top["text"]
+    lexical, vector = top["scoreParts"]["lexical"], top["scoreParts"]["vector"]
+    assert lexical["rank"] == 1 and lexical["bm25"] > 0  # the words matched, best of the full-text hits
+    assert vector["rank"] == 1 and 0.3 <= vector["similarity"] <= 1.0  # and the meaning did too
+    assert top["score"] == pytest.approx(lexical["contribution"] + vector["contribution"], abs=1e-5)
+    # No word in common: found by meaning alone, and the parts say so.
+    by_meaning = client.post("/memory/search", json={"query": "Which city is my sibling living in?"}).json()
+    lisbon = next(h for h in by_meaning["results"] if "Lisbon" in h["text"])
+    assert lisbon["scoreParts"]["lexical"] is None
+    assert lisbon["scoreParts"]["vector"]["similarity"] > 0.3
+    assert lisbon["score"] == pytest.approx(lisbon["scoreParts"]["vector"]["contribution"], abs=1e-5)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"lexical", "vector"} <= set(schema["ScorePartsPublic"]["properties"])
+    assert "scoreParts" in schema["MemoryHitPublic"]["properties"]
+
+
 def test_isolation_canaries(client, backend):
     client.post("/projects", json={"id": "alpha", "name": "A"})
     client.post("/projects", json={"id": "beta", "name": "B"})

@@ -15,13 +15,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from langchain_core.messages import AIMessageChunk, AnyMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langserve import add_routes
 from pydantic import BaseModel, Field
 
+from server.agent_requests import check_agent_request
 from server.errors import ApiError, inference_error
 from server.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 from server.turns import BadTurn, TurnEvent, TurnRequest, busy_error, check_reachable
@@ -141,6 +142,7 @@ def install_langserve(app: FastAPI, path: str = "/agent") -> None:
         playground_type="chat",
         per_req_config_modifier=per_request_config,
         enabled_endpoints=list(ENDPOINTS),
+        dependencies=[Depends(check_agent_request)],  # bad input is a 400 before LangServe parses it
     )
     streams = {f"{path}/{name}" for name in STREAM_ENDPOINTS} | {f"{path}/c/{{config_hash}}/{name}"
                                                                for name in STREAM_ENDPOINTS}

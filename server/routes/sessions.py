@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from langchain_core.messages import AIMessage, ToolMessage
 
 from memory.sessions import scope_of, visible_to
-from server.deps import OwnerDep, RuntimeDep
+from server.deps import Offset, OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
 from server.schemas import SessionCreate, SessionUpdate, entity_public, iso, session_public
@@ -53,7 +53,7 @@ def message_public(message: Any) -> dict[str, Any]:
 @router.get("")
 async def list_sessions(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                        offset: Offset = 0) -> dict[str, Any]:
     """Sessions, most recently active first; `projectId` filters by project."""
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset, owner)
     return {"sessions": [session_public(r) for r in rows], "total": total, "limit": limit, "offset": offset}

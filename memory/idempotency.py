@@ -1,8 +1,13 @@
-"""Responses of requests sent with an `Idempotency-Key`, kept for a day, so a client's retry is not applied twice."""
+"""Responses of requests sent with an `Idempotency-Key`, kept for a day, so a client's retry is not applied twice.
+
+Each stored response carries the fingerprint of the request that made it: a later request under the same key
+is a retry only if its fingerprint matches (the caller refuses it otherwise)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from typing import NamedTuple
 
 from memory.db import Database
 
@@ -15,7 +20,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at REAL NOT NULL
 );
 """
+# Added after the table first shipped: rows stored before it have an empty fingerprint, which matches nothing.
+MIGRATION = "ALTER TABLE idempotency ADD COLUMN request_hash TEXT NOT NULL DEFAULT ''"
 TTL_SECONDS = 24 * 3600
+
+
+class Stored(NamedTuple):
+    """A stored response and the fingerprint of the request it answered."""
+
+    status: int
+    body: str
+    headers: str
+    request_hash: str
 
 
 class IdempotencyStore:
@@ -24,14 +40,20 @@ class IdempotencyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        try:
+            db.executescript(MIGRATION)
+        except sqlite3.OperationalError as exc:  # the column is there already
+            if "duplicate column" not in str(exc):
+                raise
 
-    def get(self, key: str) -> tuple[int, str, str] | None:
-        rows = self.db.query("SELECT status, body, headers FROM idempotency WHERE key = ? AND created_at > ?",
-                             (key, time.time() - TTL_SECONDS))
-        return (rows[0]["status"], rows[0]["body"], rows[0]["headers"]) if rows else None
+    def get(self, key: str) -> Stored | None:
+        rows = self.db.query("SELECT status, body, headers, request_hash FROM idempotency "
+                             "WHERE key = ? AND created_at > ?", (key, time.time() - TTL_SECONDS))
+        return Stored(rows[0]["status"], rows[0]["body"], rows[0]["headers"], rows[0]["request_hash"]) if rows else None
 
-    def put(self, key: str, status: int, body: str, headers: str) -> None:
+    def put(self, key: str, status: int, body: str, headers: str, request_hash: str) -> None:
         now = time.time()
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - TTL_SECONDS,))
-            conn.execute("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)", (key, status, body, headers, now))
+            conn.execute("INSERT OR REPLACE INTO idempotency (key, status, body, headers, created_at, request_hash) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (key, status, body, headers, now, request_hash))

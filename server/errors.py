@@ -30,7 +30,8 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.status = status
         self.message = message
-        self.type = type_ or _TYPES.get(status, "api_error" if status < 500 else "server_error")
+        # A 4xx without a type of its own (405, 406, 415...) is still the client's doing.
+        self.type = type_ or _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
         self.param = param
         self.code = code
 
@@ -40,7 +41,8 @@ class ApiError(Exception):
 
     def anthropic_body(self) -> dict:
         """The JSON body in Anthropic's shape, with Anthropic's error types."""
-        kind = _ANTHROPIC_TYPES.get(self.status) or ("overloaded_error" if self.status == 503 else "api_error")
+        kind = _ANTHROPIC_TYPES.get(self.status) or ("invalid_request_error" if self.status < 500 else
+                                                     "overloaded_error" if self.status == 503 else "api_error")
         return {"type": "error", "error": {"type": kind, "message": self.message}}
 
 
@@ -88,6 +90,9 @@ def inference_error(exc: BaseException, base_url: str | None) -> ApiError:
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     problems, param = [], None
     for err in exc.errors()[:5]:
+        if not isinstance(err, dict):  # LangServe raises it with plain strings ("Invalid JSON body")
+            problems.append(str(err))
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         param = param or (".".join(loc) or None)
         problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -137,10 +138,11 @@ class BodyLimit:
 
 class ApiKeys:
     """With API_KEYS set, every route but /health needs `Authorization: Bearer <key>` or `X-API-Key`.
-    Keys are compared in constant time and never logged; a request's key is known downstream by its index
-    (`state.api_key_index`) and its owner fingerprint (`state.api_key_owner`: 16 hex digits of its SHA-256,
-    which API_KEY_SCOPED_SESSIONS stores on the rows it creates). With RATE_LIMIT_PER_MINUTE set, each key
-    (or, without keys, each client address) has that many requests a minute."""
+    Keys are compared in constant time and never logged; a request's key is known downstream only by its
+    fingerprint (`state.api_key_owner`: 16 hex digits of its SHA-256, which API_KEY_SCOPED_SESSIONS stores on
+    the rows it creates and idempotency keys its stored responses by), never by its place in API_KEYS, which
+    a reordered list would hand to another key. With RATE_LIMIT_PER_MINUTE set, each key (or, without keys,
+    each client address) has that many requests a minute."""
 
     def __init__(self, app: ASGIApp, keys: list[str], per_minute: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -149,7 +151,9 @@ class ApiKeys:
         self.owners = [digest.hex()[:16] for digest in self.digests]
         self.per_minute = per_minute
         self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}
+        # (tokens, last update), least recently updated first: a bucket idle for a minute is full, and a full
+        # bucket is the same as none, so the oldest ones are dropped as they fill (see `_evict_full`).
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _key_index(self, scope: Scope) -> int | None:
         auth = _header(scope, b"authorization") or ""
@@ -166,13 +170,27 @@ class ApiKeys:
         if self.per_minute <= 0:
             return 0.0
         now = self.clock()
-        tokens, last = self.buckets.get(key, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - last) * self.per_minute / 60.0)
+        self._evict_full(now)
+        tokens, last = self.buckets.pop(key, (float(self.per_minute), now))
+        tokens = self._refilled(tokens, last, now)
         if tokens < 1.0:
             self.buckets[key] = (tokens, now)
             return (1.0 - tokens) * 60.0 / self.per_minute
         self.buckets[key] = (tokens - 1.0, now)
         return 0.0
+
+    def _refilled(self, tokens: float, last: float, now: float) -> float:
+        return min(float(self.per_minute), tokens + (now - last) * self.per_minute / 60.0)
+
+    def _evict_full(self, now: float) -> None:
+        """Drop buckets that have refilled, oldest first, so the map holds only clients seen in the last
+        minute (per client address it would otherwise grow with every address ever seen). The first bucket
+        that is not full stops the sweep: every later one was updated more recently. O(1) amortised."""
+        while self.buckets:
+            key, (tokens, last) = next(iter(self.buckets.items()))
+            if self._refilled(tokens, last, now) < self.per_minute:
+                return
+            del self.buckets[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not (self.digests or self.per_minute):
@@ -183,9 +201,8 @@ class ApiKeys:
                 return await _reject(scope, send, ApiError(
                     401, "Missing or invalid API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                     code="invalid_api_key"), {"WWW-Authenticate": "Bearer"})
-            identity = f"key:{key}"
-            state = scope.setdefault("state", {})
-            state["api_key_index"], state["api_key_owner"] = key, self.owners[key]
+            identity = f"key:{self.owners[key]}"
+            scope.setdefault("state", {})["api_key_owner"] = self.owners[key]
         else:
             identity = f"addr:{(scope.get('client') or ('?',))[0]}"
         wait = self._allow(identity)

@@ -17,7 +17,7 @@ from server.api.schemas import (
     session_public,
 )
 from server.api.sessions import forget_session
-from server.deps import OwnerDep, RuntimeDep
+from server.deps import Offset, OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
 
@@ -55,11 +55,11 @@ async def get_project(project_id: str, runtime: RuntimeDep, owner: OwnerDep) -> 
 
 @router.get("/{project_id}/sessions")
 async def project_sessions(project_id: str, runtime: RuntimeDep, owner: OwnerDep, limit: int = 50,
-                           offset: int = 0) -> ProjectSessions:
+                           offset: Offset = 0) -> ProjectSessions:
     """The project's sessions, most recently active first."""
     await get_project_or_404(runtime, project_id, owner)
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, project_id, max(1, min(limit, 200)),
-                                          max(0, offset), owner)
+                                          offset, owner)
     return ProjectSessions(sessions=[session_public(r) for r in rows], total=total)
 
 

@@ -24,7 +24,7 @@ from server.api.schemas import (
     iso,
     session_public,
 )
-from server.deps import OwnerDep, RuntimeDep
+from server.deps import Offset, OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.runtime import Runtime
 
@@ -69,7 +69,7 @@ def message_public(message: Any) -> MessagePublic:
 @router.get("")
 async def list_sessions(runtime: RuntimeDep, owner: OwnerDep, projectId: str | None = None,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionsPage:
+                        offset: Offset = 0) -> SessionsPage:
     """Sessions, most recently active first; `projectId` filters by project."""
     rows, total = await asyncio.to_thread(runtime.deps.sessions.list, projectId, limit, offset, owner)
     return SessionsPage(sessions=[session_public(r) for r in rows], total=total, limit=limit, offset=offset)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from langchain_core.messages import AIMessageChunk, AnyMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -25,6 +25,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from server.errors import ApiError
 from server.protocols.langserve_playground import AgentOutput
+from server.protocols.langserve_requests import check_agent_request
 from server.turns.access import check_reachable
 from server.turns.session_ids import project_from_headers, request_owner, session_from_headers, validate_session_id
 from server.turns.storable import body_problem
@@ -151,6 +152,7 @@ def install_langserve(app: FastAPI, path: str = "/agent") -> None:
         playground_type="chat",
         per_req_config_modifier=per_request_config,
         enabled_endpoints=list(ENDPOINTS),  # type: ignore[arg-type]  # LangServe's Literal of endpoint names
+        dependencies=[Depends(check_agent_request)],  # bad input is a 400 before LangServe parses it
     )
     streams = {f"{path}/{name}" for name in STREAM_ENDPOINTS} | {f"{path}/c/{{config_hash}}/{name}"
                                                                for name in STREAM_ENDPOINTS}

@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run test studio bench clean constraints
+.PHONY: install run test lint studio bench clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== creating the virtualenv $(VENV) ($(PYTHON))"
@@ -40,8 +40,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/orchestrator serve
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/pytest
+
+# ruff and mypy (seconds), run by `make test` before pytest.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # langgraph dev (Studio, langgraph_sdk) on the same graph, offline.
 studio: $(STAMP)

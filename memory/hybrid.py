@@ -68,14 +68,14 @@ def fuse_explained(
             lexical_parts[hit.id] = LexicalPart(rank, hit.score, weights.lexical / (RRF_K + rank))
     vector_parts: dict[str, VectorPart] = {}
     kept_rank = 0
-    for hit in vector:
-        if hit.id in vector_parts:
+    for vhit in vector:
+        if vhit.id in vector_parts:
             continue
-        if hit.similarity >= weights.vector_threshold:
+        if vhit.similarity >= weights.vector_threshold:
             kept_rank += 1
-            vector_parts[hit.id] = VectorPart(hit.similarity, kept_rank, weights.vector / (RRF_K + kept_rank))
+            vector_parts[vhit.id] = VectorPart(vhit.similarity, kept_rank, weights.vector / (RRF_K + kept_rank))
         else:  # shown, so a user sees why a near miss did not count
-            vector_parts[hit.id] = VectorPart(hit.similarity, None, 0.0)
+            vector_parts[vhit.id] = VectorPart(vhit.similarity, None, 0.0)
     scores: dict[str, float] = {}
     for parts in (lexical_parts, vector_parts):
         for episode_id, part in parts.items():

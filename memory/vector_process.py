@@ -44,7 +44,7 @@ def _serve(conn, path: str, kind: str) -> None:
         try:
             result = getattr(vectors, op)(*args) if op in _OPS else None
             if op == "query":
-                result = [(h.id, h.similarity) for h in result]
+                result = [(h.id, h.similarity) for h in result or []]
             conn.send(("ok", result))
         except Exception as exc:
             conn.send(("err", f"{type(exc).__name__}: {exc}"))

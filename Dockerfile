@@ -24,7 +24,9 @@ ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False LANGSMITH
     DATA_DIR=/data CHROMA_DIR=/data/chroma MODEL_CACHE_DIR=/opt/orchestrator-models LOG_FORMAT=json
 COPY --from=builder /wheels /wheels
 COPY pyproject.toml constraints.txt README.md ./
+COPY config config
 COPY graph graph
+COPY inference inference
 COPY nodes nodes
 COPY memory memory
 COPY server server

@@ -91,6 +91,8 @@ class NodeSupervisor:
         if proc is self._recorded:
             return
         self._recorded = proc
+        if self.state == "running":  # /health says so at once, not only when the watch loop next looks
+            self.state = "restarting"
         self.last_exit, self.last_exit_at = describe_exit(proc.returncode if proc else None), time.time()
         log.error("the embedded inference node (pid %s) %s; restarting it; its log: %s",
                   self.node.proc.pid if self.node.proc else "?", self.last_exit, self.node.log_path)

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from server.errors import ApiError
 
-CHECKED_ENDPOINTS = ("invoke", "batch", "stream", "stream_events")
+CHECKED_ENDPOINTS = ("invoke", "batch", "stream", "stream_log", "stream_events")
 EVENT_FILTERS = ("include_names", "include_types", "include_tags", "exclude_names", "exclude_types", "exclude_tags")
 _MESSAGE = TypeAdapter(AnyMessage)
 # What LangChain's constructors and validators raise on a malformed message (not only ValidationError).
@@ -51,7 +51,7 @@ async def check_agent_request(request: Request) -> None:
         raise ApiError(400, "`input` is required: {\"messages\": [...]}.", param="input")
     check_input(body["input"], "input")
     _check_optional(body, "config", dict, "an object")
-    if endpoint == "stream_events":
+    if endpoint in ("stream_events", "stream_log"):
         for name in EVENT_FILTERS:
             value = body.get(name)
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):

@@ -81,6 +81,7 @@ class ParticipantModels:
         if per_minute is None:
             per_minute = self.settings.dialogue_rate_limit_per_minute
         key = f"{self.endpoint(participant)}|{participant.get('model') or ''}"
+        model = self.model_for(participant)  # built before the slot: building a client takes ~0.2 s at first
         await self.limiter.acquire(key, per_minute)
         kwargs: dict[str, Any] = {"extra_body": {"max_tokens": self.settings.dialogue_max_tokens}}
         if participant.get("model"):
@@ -88,7 +89,7 @@ class ParticipantModels:
         if participant.get("temperature") is not None:
             kwargs["temperature"] = participant["temperature"]
         started = time.perf_counter()
-        message = await self.model_for(participant).bind(**kwargs).ainvoke(messages)
+        message = await model.bind(**kwargs).ainvoke(messages)
         latency_ms = (time.perf_counter() - started) * 1000
         text = message.text if isinstance(message.text, str) else str(message.content)
         usage = message.usage_metadata or {}

@@ -92,6 +92,6 @@ class ParticipantModels:
         message = await model.bind(**kwargs).ainvoke(messages)
         latency_ms = (time.perf_counter() - started) * 1000
         text = message.text if isinstance(message.text, str) else str(message.content)
-        usage = message.usage_metadata or {}
-        tokens = int(usage.get("output_tokens") or 0) or estimate_tokens(text)
+        given = message.usage_metadata.get("output_tokens") if message.usage_metadata else None
+        tokens = int(given or 0) or estimate_tokens(text)
         return Reply(text=text, tokens=tokens, latency_ms=round(latency_ms, 2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import uvicorn
 
@@ -49,6 +50,12 @@ def _e2e(args: argparse.Namespace) -> None:
     raise SystemExit(e2e(args.base_url))
 
 
+def _dialogues(args: argparse.Namespace) -> None:
+    from server.dialogues.cli import run
+
+    raise SystemExit(run(args.base_url, args.topics, args.turns, args.out, args.format, args.participants))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -70,6 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     check = commands.add_parser("e2e", help="check a running service end to end; exit 1 on failure")
     check.add_argument("--base-url", default="http://127.0.0.1:8000")
     check.set_defaults(func=_e2e)
+    talk = commands.add_parser("dialogues", help="run a batch of synthetic dialogues on a running service")
+    talk.add_argument("topics", type=Path, help="a topic a line (or .jsonl: one POST /dialogues body a line)")
+    talk.add_argument("--turns", default="4-10", help="MIN-MAX turns (or N), default 4-10")
+    talk.add_argument("--out", type=Path, default=Path("dialogues.jsonl"), help="where the export goes")
+    talk.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
+    talk.add_argument("--participants", type=Path, default=None, help="JSON list of the two participants")
+    talk.add_argument("--base-url", default="http://127.0.0.1:8000")
+    talk.set_defaults(func=_dialogues)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -8,10 +8,12 @@ again (a turn in flight when the process died was not stored, and is generated o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from dialogue.builder import recursion_limit
@@ -24,7 +26,7 @@ from server.dialogues.store import UNFINISHED, DialogueStore
 log = logging.getLogger(__name__)
 
 
-def thread_config(job_id: str, max_turns: int) -> dict[str, Any]:
+def thread_config(job_id: str, max_turns: int) -> RunnableConfig:
     """The graph config of one dialogue: its own checkpoint thread."""
     return {"configurable": {"thread_id": f"dialogue:{job_id}"}, "recursion_limit": recursion_limit(max_turns)}
 
@@ -84,10 +86,10 @@ class DialogueJobs:
                 continue
             task = asyncio.create_task(self._run(job_id), name=f"dialogue:{job_id}")
             self._tasks[job_id] = task
-            task.add_done_callback(lambda _t, job_id=job_id: self._done(job_id))
+            task.add_done_callback(functools.partial(self._done, job_id))
         self._gauges()
 
-    def _done(self, job_id: str) -> None:
+    def _done(self, job_id: str, _task: asyncio.Task) -> None:
         self._tasks.pop(job_id, None)
         self._kick()
 

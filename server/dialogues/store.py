@@ -108,7 +108,8 @@ class DialogueStore:
     def page(self, *, status: str | None = None, batch_id: str | None = None, topic: str | None = None,
              after: int = 0, limit: int = 200) -> list[tuple[int, DialogueRow]]:
         """Jobs in creation order after rowid `after`, filtered; with their rowid (the next page's cursor)."""
-        where, params = ["rowid > ?"], [after]
+        where: list[str] = ["rowid > ?"]
+        params: list[object] = [after]
         if status:
             where.append("status = ?")
             params.append(status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialogue.ending import ngrams, words
+from dialogue.ending import words
 from dialogue.state import RepetitionCheck, Turn
 
 
@@ -47,5 +47,3 @@ def dialogue_metrics(turns: list[Turn], checks: list[RepetitionCheck], ending_re
         "ending_reason": ending_reason,
     }
 
-
-__all__ = ["dialogue_metrics", "distinct_n", "ngrams"]

@@ -51,9 +51,12 @@ def _e2e(args: argparse.Namespace) -> None:
 
 
 def _dialogues(args: argparse.Namespace) -> None:
-    from server.dialogues.cli import run
+    from server.dialogues.cli import in_process, run
 
-    raise SystemExit(run(args.base_url, args.topics, args.turns, args.out, args.format, args.participants))
+    def follow(base_url: str) -> int:
+        return run(base_url, args.topics, args.turns, args.out, args.format, args.participants)
+
+    raise SystemExit(in_process(follow) if args.in_process else follow(args.base_url))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     talk.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
     talk.add_argument("--participants", type=Path, default=None, help="JSON list of the two participants")
     talk.add_argument("--base-url", default="http://127.0.0.1:8000")
+    talk.add_argument("--in-process", action="store_true", help="start the service in this process instead")
     talk.set_defaults(func=_dialogues)
     args = parser.parse_args(argv)
     args.func(args)

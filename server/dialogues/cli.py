@@ -1,11 +1,12 @@
-"""`orchestrator dialogues topics.txt --turns 4-10 --out data.jsonl`: queue a batch on a running service,
-show its progress, write the export, print a summary table."""
+"""`orchestrator dialogues topics.txt --turns 4-10 --out data.jsonl`: queue a batch on a running service (or
+one started in this process with `--in-process`), show its progress, write the export, print a summary table."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -79,6 +80,37 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     lines.append(f"{len(rows)} dialogues: {done} done, {len(rows) - done} not; "
                  f"{sum(r['turns'] for r in rows)} turns, {sum(r['tokens'] for r in rows)} tokens")
     return "\n".join(lines)
+
+
+def in_process(follow: Callable[[str], int]) -> int:
+    """Start the service (Settings from the environment and .env) on a free 127.0.0.1 port in this process,
+    run `follow(base_url)` against it, then stop it; unfinished dialogues resume at its next start."""
+    import threading
+
+    import uvicorn
+
+    from config.settings import Settings
+    from inference.processes import free_port
+    from server.app import create_app
+
+    port = free_port()
+    settings = Settings(host="127.0.0.1", port=port)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, name="orchestrator", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            print("error: the in-process service did not start (see the log above)", file=sys.stderr)
+            return 2
+        time.sleep(0.1)
+    try:
+        return follow(base_url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def run(base_url: str, topics: Path, turns: str, out: Path, fmt: str, participants_file: Path | None,

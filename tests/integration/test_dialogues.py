@@ -174,6 +174,7 @@ def test_a_jsonl_upload_queues_one_dialogue_a_line(client):
     ({"topic": "x", "participants": [{"name": "A", "base_url": "ftp://x"}, {"name": "B"}]}, "http://"),
     ({"topic": "x", "max_turns": 21}, "DIALOGUE_MAX_TURNS"),
     ({"topic": "x", "colour": "red"}, "colour"),
+    ({"topic": "x", "participants": [{"name": "Ann"}, {"name": "ann"}]}, "different names"),
 ])
 def test_bad_input_is_a_400_in_the_openai_error_shape(client, body, where):
     r = client.post("/dialogues", json=body)

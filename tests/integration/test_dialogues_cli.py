@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -40,3 +41,20 @@ def test_the_cli_runs_a_batch_writes_the_export_and_prints_a_summary(tmp_path):
     for record in records:
         assert [c["from"] for c in record["conversations"]] == ["system", "human", "gpt", "human", "gpt"]
     assert bad.returncode == 2 and "MIN <= MAX" in bad.stderr
+
+
+def test_the_cli_can_run_the_service_in_process(tmp_path):
+    topics = tmp_path / "topics.txt"
+    topics.write_text("harbour seals\n")
+    out = tmp_path / "data.jsonl"
+    with FakeBackend(Voice("Configured")) as node:
+        env = {**os.environ, "INFERENCE_BASE_URL": node.base_url, "DATA_DIR": str(tmp_path / "data"),
+               "CHROMA_DIR": str(tmp_path / "chroma"), "LOG_LEVEL": "warning"}
+        done = subprocess.run([sys.executable, "-m", "server.cli", "dialogues", str(topics), "--turns", "2",
+                               "--out", str(out), "--in-process"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "1 dialogues: 1 done" in done.stdout
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+    assert (tmp_path / "data" / "dialogues.db").exists()

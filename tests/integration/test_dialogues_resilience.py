@@ -55,18 +55,18 @@ def test_a_failing_node_opens_its_circuit_and_fails_only_its_dialogues(client):
 
 
 def test_requests_to_a_rate_limited_participant_are_spaced(client):
-    # 120 a minute: one request every 0.5 s at most, across both dialogues that share the nodes.
+    # 60 a minute: one request a second at most, across both dialogues that share the nodes.
     ann, bob = Voice("Ann"), Voice("Bob")
     with FakeBackend(ann) as a, FakeBackend(bob) as b:
-        people = [participant("Ann", a.base_url, requests_per_minute=120),
-                  participant("Bob", b.base_url, requests_per_minute=120)]
-        bodies = wait(client, [start(client, f"paced {i}", people, max_turns=6) for i in range(2)])
-    assert all(len(body["turns"]) == 6 for body in bodies.values())
+        people = [participant("Ann", a.base_url, requests_per_minute=60),
+                  participant("Bob", b.base_url, requests_per_minute=60)]
+        bodies = wait(client, [start(client, f"paced {i}", people, max_turns=4) for i in range(2)])
+    assert all(len(body["turns"]) == 4 for body in bodies.values())
     for voice in (ann, bob):
         starts = sorted(started for _, started, _ in voice.intervals)
-        assert len(starts) == 6
-        # The limiter spaces the sends by 0.5 s; arrival at the node may jitter a little on a busy machine.
-        assert min(later - earlier for earlier, later in zip(starts, starts[1:], strict=False)) >= 0.35
+        assert len(starts) == 4
+        # The limiter spaces the sends by 1 s; arrival at the node may jitter on a busy machine.
+        assert min(later - earlier for earlier, later in zip(starts, starts[1:], strict=False)) >= 0.75
 
 
 def test_cancel_stops_a_running_dialogue_and_a_finished_one_is_a_409(client):

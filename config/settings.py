@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     max_concurrent_dialogues: int = Field(4, ge=1, description="Dialogues running at once; the rest wait.")
     dialogue_rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute to one participant's "
                                                 "node (a participant's requests_per_minute overrides); 0: none.")
+    dialogue_allowed_base_urls: str = Field("", description="Comma-separated URL prefixes a participant's "
+                                            "base_url must start with; empty: any URL.")
     dialogue_max_turns: int = Field(50, ge=1, description="The largest max_turns a request may ask for.")
     dialogue_max_batch: int = Field(1000, ge=1, description="Dialogues one batch request may queue.")
     dialogue_max_tokens: int = Field(256, gt=0, description="Reply token limit of one dialogue turn.")
@@ -108,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def fallback_urls(self) -> list[str]:
         return self._split(self.inference_fallback_urls)
+
+    @property
+    def dialogue_allowed_base_url_list(self) -> list[str]:
+        return self._split(self.dialogue_allowed_base_urls)
 
     @property
     def dialogue_closing_phrase_list(self) -> list[str]:

@@ -56,10 +56,17 @@ class DialogueService:
         if len(dialogues) > self.settings.dialogue_max_batch:
             raise ApiError(400, f"A batch may queue at most {self.settings.dialogue_max_batch} dialogues "
                            f"(DIALOGUE_MAX_BATCH); this one has {len(dialogues)}.", param="topics")
+        allowed = self.settings.dialogue_allowed_base_url_list
         for d in dialogues:
             if d.max_turns > self.settings.dialogue_max_turns:
                 raise ApiError(400, f"max_turns may be at most {self.settings.dialogue_max_turns} "
                                f"(DIALOGUE_MAX_TURNS); got {d.max_turns}.", param="max_turns")
+            for i, p in enumerate(d.participants):
+                # The service calls what a client names: DIALOGUE_ALLOWED_BASE_URLS keeps it to known nodes.
+                if p.base_url and allowed and not p.base_url.startswith(tuple(allowed)):
+                    raise ApiError(400, f"participants.{i}.base_url {p.base_url!r} is not allowed: it must start "
+                                   f"with one of {', '.join(allowed)} (DIALOGUE_ALLOWED_BASE_URLS).",
+                                   param=f"participants.{i}.base_url")
         jobs = [(uuid.uuid4().hex, d.topic, d.graph_request()) for d in dialogues]
         batch_id = f"batch-{uuid.uuid4().hex[:12]}" if batch else None
         await self.jobs.submit(jobs, batch_id)

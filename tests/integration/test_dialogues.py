@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     with FakeBackend(Voice("Configured")) as node:
-        env = {"INFERENCE_BASE_URL": node.base_url, "MAX_CONCURRENT_DIALOGUES": "3", "DIALOGUE_MAX_TURNS": "20"}
+        env = {"INFERENCE_BASE_URL": node.base_url, "MAX_CONCURRENT_DIALOGUES": "3", "DIALOGUE_MAX_TURNS": "20",
+               "DIALOGUE_ALLOWED_BASE_URLS": "http://127.0.0.1:"}
         with ServiceProcess(tmp_path_factory.mktemp("dialogues"), env) as svc:
             yield svc
 
@@ -175,6 +176,8 @@ def test_a_jsonl_upload_queues_one_dialogue_a_line(client):
     ({"topic": "x", "max_turns": 21}, "DIALOGUE_MAX_TURNS"),
     ({"topic": "x", "colour": "red"}, "colour"),
     ({"topic": "x", "participants": [{"name": "Ann"}, {"name": "ann"}]}, "different names"),
+    ({"topic": "x", "participants": [{"name": "A", "base_url": "http://10.0.0.7/v1"}, {"name": "B"}]},
+     "DIALOGUE_ALLOWED_BASE_URLS"),
 ])
 def test_bad_input_is_a_400_in_the_openai_error_shape(client, body, where):
     r = client.post("/dialogues", json=body)

@@ -54,9 +54,10 @@ class DialogueJobs:
         self._kick()
         return len(ids)
 
-    async def submit(self, jobs: list[tuple[str, str, dict[str, Any]]], batch_id: str | None) -> None:
+    async def submit(self, jobs: list[tuple[str, str, dict[str, Any]]], batch_id: str | None,
+                     owner: str | None = None) -> None:
         """Store and queue (id, topic, request) jobs."""
-        await asyncio.to_thread(self.store.add, jobs, batch_id)
+        await asyncio.to_thread(self.store.add, jobs, batch_id, owner)
         self._queue.extend(job_id for job_id, _, _ in jobs)
         self._kick()
 

@@ -51,7 +51,8 @@ class DialogueService:
         await self.jobs.close()
         await asyncio.to_thread(self.store.db.close)
 
-    async def submit(self, dialogues: list[DialogueCreate], batch: bool) -> tuple[str | None, list[str]]:
+    async def submit(self, dialogues: list[DialogueCreate], batch: bool, owner: str | None = None
+                     ) -> tuple[str | None, list[str]]:
         """Queue dialogues; the batch id (None for one) and their ids."""
         if len(dialogues) > self.settings.dialogue_max_batch:
             raise ApiError(400, f"A batch may queue at most {self.settings.dialogue_max_batch} dialogues "
@@ -69,7 +70,7 @@ class DialogueService:
                                    param=f"participants.{i}.base_url")
         jobs = [(uuid.uuid4().hex, d.topic, d.graph_request()) for d in dialogues]
         batch_id = f"batch-{uuid.uuid4().hex[:12]}" if batch else None
-        await self.jobs.submit(jobs, batch_id)
+        await self.jobs.submit(jobs, batch_id, owner)
         return batch_id, [job_id for job_id, _, _ in jobs]
 
     async def _live(self, row: DialogueRow) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -81,10 +82,15 @@ class DialogueService:
         turns = list(values.get("turns") or [])
         return turns, dialogue_metrics(turns, list(values.get("checks") or []), values.get("ending_reason"))
 
-    async def get(self, job_id: str) -> DialoguePublic:
+    async def _row(self, job_id: str, owner: str | None) -> DialogueRow:
+        """The job, if this owner may reach it (another key's dialogue is as unknown as a missing one)."""
         row = await asyncio.to_thread(self.store.get, job_id)
-        if row is None:
+        if row is None or (owner is not None and row.owner != owner):
             raise ApiError(404, f"No dialogue {job_id!r}.", param="id")
+        return row
+
+    async def get(self, job_id: str, owner: str | None = None) -> DialoguePublic:
+        row = await self._row(job_id, owner)
         turns, metrics = await self._live(row)
         return DialoguePublic(id=row.id, status=row.status, topic=row.topic, batch_id=row.batch_id,
                               participants=row.request["participants"], min_turns=row.request["min_turns"],
@@ -92,35 +98,33 @@ class DialogueService:
                               error=row.error, metrics=metrics, created_at=row.created_at,
                               updated_at=row.updated_at)
 
-    async def cancel(self, job_id: str) -> DialoguePublic:
-        row = await asyncio.to_thread(self.store.get, job_id)
-        if row is None:
-            raise ApiError(404, f"No dialogue {job_id!r}.", param="id")
+    async def cancel(self, job_id: str, owner: str | None = None) -> DialoguePublic:
+        row = await self._row(job_id, owner)
         if row.status in ("done", "failed"):
             raise ApiError(409, f"Dialogue {job_id} has already finished ({row.status}).", param="id")
         await self.jobs.cancel(job_id)
-        return await self.get(job_id)
+        return await self.get(job_id, owner)
 
-    async def page(self, status: str | None, batch_id: str | None, topic: str | None, after: int, limit: int
-                   ) -> tuple[list[DialogueSummary], dict[str, int], int | None]:
+    async def page(self, status: str | None, batch_id: str | None, topic: str | None, after: int, limit: int,
+                   owner: str | None = None) -> tuple[list[DialogueSummary], dict[str, int], int | None]:
         rows = await asyncio.to_thread(self.store.page, status=status, batch_id=batch_id, topic=topic,
-                                       after=after, limit=limit)
+                                       owner=owner, after=after, limit=limit)
         out = []
         for _, row in rows:
             turns, _metrics = await self._live(row) if row.status == "running" else (row.turns or [], None)
             out.append(DialogueSummary(id=row.id, status=row.status, topic=row.topic, batch_id=row.batch_id,
                                        turns=len(turns), tokens=sum(int(t["tokens"]) for t in turns),
                                        ending_reason=row.ending_reason, error=row.error))
-        counts = await asyncio.to_thread(self.store.counts)
+        counts = await asyncio.to_thread(self.store.counts, owner)
         return out, counts, (rows[-1][0] if len(rows) == limit else None)
 
     async def export(self, fmt: ExportFormat, status: str, batch_id: str | None, topic: str | None,
-                     keep: ExportFilter) -> AsyncIterator[str]:
+                     keep: ExportFilter, owner: str | None = None) -> AsyncIterator[str]:
         """JSONL lines of the matching finished dialogues, read a page at a time."""
         after = 0
         while True:
             rows = await asyncio.to_thread(self.store.page, status=status, batch_id=batch_id, topic=topic,
-                                           after=after)
+                                           owner=owner, after=after)
             for seq, row in rows:
                 after = seq
                 if keep.accepts(row):

@@ -14,6 +14,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS dialogues (
     id TEXT PRIMARY KEY,
     batch_id TEXT,
+    owner TEXT,
     topic TEXT NOT NULL,
     request TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -38,6 +39,7 @@ class DialogueRow:
 
     id: str
     batch_id: str | None
+    owner: str | None
     topic: str
     request: dict[str, Any]
     status: str
@@ -50,7 +52,8 @@ class DialogueRow:
 
     @classmethod
     def from_row(cls, row: Any) -> DialogueRow:
-        return cls(id=row["id"], batch_id=row["batch_id"], topic=row["topic"], request=json.loads(row["request"]),
+        return cls(id=row["id"], batch_id=row["batch_id"], owner=row["owner"], topic=row["topic"],
+                   request=json.loads(row["request"]),
                    status=row["status"], ending_reason=row["ending_reason"], error=row["error"],
                    turns=json.loads(row["turns"]) if row["turns"] else None,
                    metrics=json.loads(row["metrics"]) if row["metrics"] else None,
@@ -64,14 +67,17 @@ class DialogueStore:
         self.db = db
         db.executescript(SCHEMA)
 
-    def add(self, jobs: list[tuple[str, str, dict[str, Any]]], batch_id: str | None) -> None:
-        """Queue (id, topic, request) jobs in one transaction: a batch is queued whole or not at all."""
+    def add(self, jobs: list[tuple[str, str, dict[str, Any]]], batch_id: str | None, owner: str | None = None
+            ) -> None:
+        """Queue (id, topic, request) jobs in one transaction: a batch is queued whole or not at all. `owner`:
+        the API key fingerprint that may reach them (None: anyone)."""
         now = time.time()
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT INTO dialogues (id, batch_id, topic, request, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                [(job_id, batch_id, topic, json.dumps(request), now, now) for job_id, topic, request in jobs])
+                "INSERT INTO dialogues (id, batch_id, owner, topic, request, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                [(job_id, batch_id, owner, topic, json.dumps(request), now, now)
+                 for job_id, topic, request in jobs])
 
     def get(self, job_id: str) -> DialogueRow | None:
         rows = self.db.query("SELECT * FROM dialogues WHERE id = ?", (job_id,))
@@ -100,16 +106,21 @@ class DialogueStore:
         rows = self.db.query("SELECT id FROM dialogues WHERE status IN ('queued', 'running') ORDER BY rowid")
         return [row["id"] for row in rows]
 
-    def counts(self) -> dict[str, int]:
-        """Jobs by status."""
+    def counts(self, owner: str | None = None) -> dict[str, int]:
+        """Jobs by status (`owner` None: everyone's)."""
+        where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
         return {row["status"]: row["n"] for row in
-                self.db.query("SELECT status, COUNT(*) AS n FROM dialogues GROUP BY status")}
+                self.db.query(f"SELECT status, COUNT(*) AS n FROM dialogues {where} GROUP BY status", params)}
 
     def page(self, *, status: str | None = None, batch_id: str | None = None, topic: str | None = None,
-             after: int = 0, limit: int = 200) -> list[tuple[int, DialogueRow]]:
-        """Jobs in creation order after rowid `after`, filtered; with their rowid (the next page's cursor)."""
+             owner: str | None = None, after: int = 0, limit: int = 200) -> list[tuple[int, DialogueRow]]:
+        """Jobs in creation order after rowid `after`, filtered (`owner` None: everyone's); with their rowid
+        (the next page's cursor)."""
         where: list[str] = ["rowid > ?"]
         params: list[object] = [after]
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
         if status:
             where.append("status = ?")
             params.append(status)

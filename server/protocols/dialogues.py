@@ -1,5 +1,6 @@
 """The dialogue routes: queue one dialogue or a batch, read one, list them, cancel one, export as JSONL.
-Errors in the service's OpenAI shape (server/errors.py)."""
+Errors in the service's OpenAI shape (server/errors.py). With API_KEY_SCOPED_SESSIONS, a key reaches only
+the dialogues it queued, as it does sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from server.deps import OwnerDep
 from server.dialogues.export import ExportFilter
 from server.dialogues.schemas import (
     BatchQueued,
@@ -59,9 +61,9 @@ def _batch_from_jsonl(text: str) -> list[DialogueCreate]:
 
 
 @router.post("", status_code=202, response_model=DialogueQueued)
-async def create_dialogue(body: DialogueCreate, service: DialoguesDep) -> DialogueQueued:
+async def create_dialogue(body: DialogueCreate, service: DialoguesDep, owner: OwnerDep) -> DialogueQueued:
     """Queue one dialogue; it runs when a slot is free (MAX_CONCURRENT_DIALOGUES)."""
-    _, ids = await service.submit([body], batch=False)
+    _, ids = await service.submit([body], batch=False, owner=owner)
     return DialogueQueued(id=ids[0], status="queued")
 
 
@@ -70,7 +72,7 @@ async def create_dialogue(body: DialogueCreate, service: DialoguesDep) -> Dialog
                 "application/x-ndjson": {"schema": {"type": "string",
                                                     "description": "one DialogueCreate object a line"}}},
     "required": True}})
-async def create_batch(request: Request, service: DialoguesDep) -> BatchQueued:
+async def create_batch(request: Request, service: DialoguesDep, owner: OwnerDep) -> BatchQueued:
     """Queue many dialogues: JSON `{"topics": [...], "participants", "min_turns", "max_turns"}`, or a JSONL
     upload (Content-Type application/x-ndjson) with one `POST /dialogues` body a line."""
     raw = await request.body()
@@ -86,23 +88,25 @@ async def create_batch(request: Request, service: DialoguesDep) -> BatchQueued:
             dialogues = DialogueBatchCreate.model_validate_json(text or "{}").dialogues()
         except ValidationError as exc:
             raise _invalid(exc) from None
-    batch_id, ids = await service.submit(dialogues, batch=True)
+    batch_id, ids = await service.submit(dialogues, batch=True, owner=owner)
     assert batch_id is not None
     return BatchQueued(batch_id=batch_id, dialogues=[DialogueQueued(id=i, status="queued") for i in ids])
 
 
 @router.get("", response_model=DialoguesPage)
-async def list_dialogues(service: DialoguesDep, status: Status | None = None, batch: str | None = None,
+async def list_dialogues(service: DialoguesDep, owner: OwnerDep, status: Status | None = None,
+                         batch: str | None = None,
                          topic: str | None = None, cursor: Annotated[int, Query(ge=0)] = 0,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DialoguesPage:
     """Dialogues in creation order, with the counts by status (a batch's progress with `?batch=`)."""
-    rows, counts, next_cursor = await service.page(status, batch, topic, cursor, limit)
+    rows, counts, next_cursor = await service.page(status, batch, topic, cursor, limit, owner)
     return DialoguesPage(dialogues=rows, counts=counts, next_cursor=next_cursor)
 
 
 @router.get("/export")
 async def export_dialogues(
     service: DialoguesDep,
+    owner: OwnerDep,
     format: Literal["openai", "sharegpt"] = "openai",
     status: Literal["done", "failed"] = "done",
     batch: str | None = None,
@@ -115,21 +119,21 @@ async def export_dialogues(
     """Stream finished dialogues as JSONL, filtered by status, batch, topic (a substring) and quality."""
     keep = ExportFilter(min_turns=min_turns, min_distinct_2=min_distinct_2, max_repetition=max_repetition,
                         ending_reason=ending_reason)
-    lines = service.export(format, status, batch, topic, keep)
+    lines = service.export(format, status, batch, topic, keep, owner)
     return StreamingResponse(lines, media_type="application/x-ndjson",
                              headers={"Content-Disposition": f'attachment; filename="dialogues-{format}.jsonl"'})
 
 
 @router.get("/{dialogue_id}", response_model=DialoguePublic)
-async def get_dialogue(dialogue_id: str, service: DialoguesDep) -> DialoguePublic:
+async def get_dialogue(dialogue_id: str, service: DialoguesDep, owner: OwnerDep) -> DialoguePublic:
     """Status, turns so far, metrics."""
-    return await service.get(dialogue_id)
+    return await service.get(dialogue_id, owner)
 
 
 @router.delete("/{dialogue_id}", response_model=DialoguePublic)
-async def cancel_dialogue(dialogue_id: str, service: DialoguesDep) -> DialoguePublic:
+async def cancel_dialogue(dialogue_id: str, service: DialoguesDep, owner: OwnerDep) -> DialoguePublic:
     """Cancel a queued or running dialogue (its turns so far stay readable); 409 once it has finished."""
-    return await service.cancel(dialogue_id)
+    return await service.cancel(dialogue_id, owner)
 
 
 

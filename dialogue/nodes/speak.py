@@ -9,6 +9,7 @@ from langchain_core.runnables import RunnableConfig
 from dialogue.deps import DialogueDeps
 from dialogue.state import DialogueState, Turn
 from dialogue.view import speaker_index, speaker_view
+from graph.contract import parse_reply
 from inference.backends import CircuitOpenError
 
 
@@ -17,6 +18,13 @@ def failure_reason(exc: BaseException, endpoint: str) -> str:
     if isinstance(exc, CircuitOpenError):
         return f"circuit open for {endpoint} after repeated failures (retry in {exc.retry_after:.0f} s)"
     return f"{endpoint} failed: {type(exc).__name__}: {exc}"
+
+
+def unwrap_contract(text: str) -> str:
+    """The reply's text. A node used to the chat graph's JSON contract may answer in it out of habit (or be
+    constrained to it): its `assistant_response` is the turn. Only replies that name the field are parsed,
+    so a turn that merely quotes some JSON stays as it is."""
+    return parse_reply(text).text if '"assistant_response"' in text else text
 
 
 def make_speak(deps: DialogueDeps):
@@ -34,7 +42,7 @@ def make_speak(deps: DialogueDeps):
         except Exception as exc:
             endpoint = deps.models.endpoint(participant)
             return {"ending_reason": "error", "error": f"{participant['name']}: {failure_reason(exc, endpoint)}"}
-        text, signalled = deps.rules.strip_signal(reply.text)
+        text, signalled = deps.rules.strip_signal(unwrap_contract(reply.text))
         if not text:
             return {"ending_reason": "empty_reply", "end_signalled": signalled}
         turn = Turn(speaker=participant["name"], text=text, tokens=reply.tokens, latency_ms=reply.latency_ms)

@@ -12,7 +12,7 @@ from dialogue.deps import dialogue_deps
 from dialogue.ending import EndingRules, decide
 from dialogue.metrics import dialogue_metrics, distinct_n
 from dialogue.rate_limit import RateLimiter
-from tests.fakes import FakeChatModel
+from tests.fakes import FakeChatModel, contract
 
 pytestmark = pytest.mark.anyio
 PEOPLE = [{"name": "Ann", "persona": "You are Ann."}, {"name": "Bob", "persona": "You are Bob."}]
@@ -54,6 +54,12 @@ async def test_a_failing_model_ends_the_dialogue_with_the_reason(tmp_path, setti
     state, _, _ = await _run(tmp_path, settings, [], model=Broken(["only one turn"]))
     assert len(state["turns"]) == 1 and state["ending_reason"] == "error"
     assert state["error"].startswith("Bob: configured failed: ConnectionError: node went away")
+
+
+async def test_a_reply_in_the_json_contract_becomes_its_text(tmp_path, settings):
+    replies = [contract("tea leaves unfurl slowly"), 'a quoted {"key": "value"} stays as is']
+    state, _, _ = await _run(tmp_path, settings, replies, max_turns=2)
+    assert [t["text"] for t in state["turns"]] == ["tea leaves unfurl slowly", replies[1]]
 
 
 async def test_an_empty_reply_ends_it(tmp_path, settings):

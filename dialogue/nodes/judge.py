@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -10,6 +11,8 @@ from langchain_core.runnables import RunnableConfig
 from dialogue.deps import DialogueDeps
 from dialogue.ending import decide
 from dialogue.state import DialogueState
+
+log = logging.getLogger(__name__)
 
 
 def make_judge(deps: DialogueDeps):
@@ -22,7 +25,11 @@ def make_judge(deps: DialogueDeps):
         turns = state["turns"]
         text = turns[-1]["text"]
         earlier = [t["text"] for t in turns[:-1]]
-        check = await asyncio.to_thread(deps.rules.repetition, earlier, text, embed)
+        try:
+            check = await asyncio.to_thread(deps.rules.repetition, earlier, text, embed)
+        except Exception as exc:  # the embedder failing costs the similarity half of the check, not the dialogue
+            log.warning("repetition check without embeddings: %r", exc)
+            check = await asyncio.to_thread(deps.rules.repetition, earlier, text, None)
         reason = decide(deps.rules, text, bool(state.get("end_signalled")), check, len(turns),
                         state["min_turns"], state["max_turns"])
         return {"checks": [check], "ending_reason": reason}

@@ -12,15 +12,16 @@ from dialogue.deps import dialogue_deps
 from dialogue.ending import EndingRules, decide
 from dialogue.metrics import dialogue_metrics, distinct_n
 from dialogue.rate_limit import RateLimiter
+from memory.embedder import Embedder
 from tests.fakes import FakeChatModel, contract
 
 pytestmark = pytest.mark.anyio
 PEOPLE = [{"name": "Ann", "persona": "You are Ann."}, {"name": "Bob", "persona": "You are Bob."}]
 
 
-async def _run(tmp_path, settings, replies, *, min_turns=1, max_turns=4, model=None):
+async def _run(tmp_path, settings, replies, *, min_turns=1, max_turns=4, model=None, embedder=None):
     model = model or FakeChatModel(replies)
-    deps = dialogue_deps(settings, model, embedder=None)
+    deps = dialogue_deps(settings, model, embedder=embedder)
     async with aiosqlite.connect(tmp_path / "checkpoints.db") as conn:
         graph = build_dialogue_graph(deps).compile(checkpointer=AsyncSqliteSaver(conn))
         config = {"configurable": {"thread_id": "dialogue:t"}, "recursion_limit": recursion_limit(max_turns)}
@@ -65,6 +66,14 @@ async def test_a_reply_in_the_json_contract_becomes_its_text(tmp_path, settings)
 async def test_an_empty_reply_ends_it(tmp_path, settings):
     state, _, _ = await _run(tmp_path, settings, ["hello there friend", "   [END]  "], max_turns=6)
     assert state["ending_reason"] == "empty_reply" and len(state["turns"]) == 1
+
+
+async def test_a_failing_embedder_leaves_the_ngram_check(tmp_path, settings):
+    missing = Embedder(model_path=tmp_path / "no-model", cache_dir=tmp_path / "cache")  # fails to load
+    replies = ["one two three four five", "six seven eight nine ten", "one two three four five"]
+    state, _, _ = await _run(tmp_path, settings, replies, max_turns=6, embedder=missing)
+    assert state["ending_reason"] == "repetition" and len(state["turns"]) == 3
+    assert state["checks"][-1] == {"ngram_overlap": 1.0, "similarity": 0.0}
 
 
 def test_only_the_last_sentence_can_say_goodbye():

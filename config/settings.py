@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute per key (or client); 0: none.")
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty: no CORS.")
 
+    # Synthetic dialogues between two participants (POST /dialogues).
+    max_concurrent_dialogues: int = Field(4, ge=1, description="Dialogues running at once; the rest wait.")
+    dialogue_rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute to one participant's "
+                                                "node (a participant's requests_per_minute overrides); 0: none.")
+    dialogue_allowed_base_urls: str = Field("", description="Comma-separated URL prefixes a participant's "
+                                            "base_url must start with; empty: any URL.")
+    dialogue_max_turns: int = Field(50, ge=1, description="The largest max_turns a request may ask for.")
+    dialogue_max_batch: int = Field(1000, ge=1, description="Dialogues one batch request may queue.")
+    dialogue_max_tokens: int = Field(256, gt=0, description="Reply token limit of one dialogue turn.")
+    dialogue_closing_phrases: str = Field("goodbye,bye for now,talk to you later,take care,farewell",
+                                          description="Comma-separated: a turn whose last sentence says one "
+                                          "ends the dialogue (after min_turns).")
+    dialogue_end_signal: str = Field("[END]", description="A participant's explicit end marker (stripped).")
+    dialogue_repetition_ngram: int = Field(3, ge=1, le=8, description="Word n-gram size of the repetition check.")
+    dialogue_repetition_ngram_threshold: float = Field(0.6, gt=0, le=1, description="Share of a turn's n-grams "
+                                                       "found in one earlier turn that makes it a repetition.")
+    dialogue_repetition_embedding_threshold: float = Field(0.95, gt=0, le=1, description="MiniLM cosine "
+                                                           "similarity to an earlier turn that makes it one.")
+
     @staticmethod
     def _split(value: str) -> list[str]:
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -105,6 +124,14 @@ class Settings(BaseSettings):
     @property
     def fallback_urls(self) -> list[str]:
         return self._split(self.inference_fallback_urls)
+
+    @property
+    def dialogue_allowed_base_url_list(self) -> list[str]:
+        return self._split(self.dialogue_allowed_base_urls)
+
+    @property
+    def dialogue_closing_phrase_list(self) -> list[str]:
+        return self._split(self.dialogue_closing_phrases)
 
     @property
     def api_key_list(self) -> list[str]:
@@ -130,3 +157,8 @@ class Settings(BaseSettings):
     def memory_path(self) -> Path:
         """SQLite file of sessions and episodes (the source of truth for memory)."""
         return self.data_dir / "memory.db"
+
+    @property
+    def dialogues_path(self) -> Path:
+        """SQLite file of the dialogue jobs (their turns are in the checkpoints)."""
+        return self.data_dir / "dialogues.db"

@@ -12,10 +12,11 @@ from fastapi_offline import FastAPIOffline
 from config.settings import Settings
 from server.api import entities, health, memory, models, projects, sessions
 from server.api import metrics as metrics_routes
+from server.dialogues.service import DialogueService
 from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.middleware import ApiKeys, BodyLimit, RequestLog
-from server.protocols import seed001
+from server.protocols import dialogues, seed001
 from server.protocols.anthropic import routes as anthropic_routes
 from server.protocols.langserve import install_langserve
 from server.protocols.openai import routes as openai_routes
@@ -32,7 +33,11 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
         runtime = await Runtime.open(settings, chat_model, metrics)
         app.state.runtime = runtime
         try:
-            yield
+            app.state.dialogues = await DialogueService.open(runtime)
+            try:
+                yield
+            finally:
+                await app.state.dialogues.close()  # before the checkpointer it writes to
         finally:
             await runtime.close()
 
@@ -57,7 +62,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
     for module in (health, metrics_routes, openai_routes, anthropic_routes, models, seed001, sessions, projects,
-                   entities, memory):
+                   entities, memory, dialogues):
         app.include_router(module.router)
     install_langserve(app)
     return app

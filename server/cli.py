@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import uvicorn
 
@@ -69,6 +70,15 @@ def _compact(args: argparse.Namespace) -> None:
           f"{report.bytes_before:,} -> {report.bytes_after:,} bytes on disk, {report.bytes_freed:,} bytes freed")
 
 
+def _dialogues(args: argparse.Namespace) -> None:
+    from server.dialogues.cli import in_process, run
+
+    def follow(base_url: str) -> int:
+        return run(base_url, args.topics, args.turns, args.out, args.format, args.participants)
+
+    raise SystemExit(in_process(follow) if args.in_process else follow(args.base_url))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -101,6 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     shrink.add_argument("--no-vacuum", action="store_true", help="prune only; freed pages are reused, the file "
                         "does not shrink")
     shrink.set_defaults(func=_compact)
+    talk = commands.add_parser("dialogues", help="run a batch of synthetic dialogues on a running service")
+    talk.add_argument("topics", type=Path, help="a topic a line (or .jsonl: one POST /dialogues body a line)")
+    talk.add_argument("--turns", default="4-10", help="MIN-MAX turns (or N), default 4-10")
+    talk.add_argument("--out", type=Path, default=Path("dialogues.jsonl"), help="where the export goes")
+    talk.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
+    talk.add_argument("--participants", type=Path, default=None, help="JSON list of the two participants")
+    talk.add_argument("--base-url", default="http://127.0.0.1:8000")
+    talk.add_argument("--in-process", action="store_true", help="start the service in this process instead")
+    talk.set_defaults(func=_dialogues)
     args = parser.parse_args(argv)
     args.func(args)
 

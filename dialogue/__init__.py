@@ -1,0 +1,1 @@
+"""The dialogue graph: two participants talk about a topic, turn by turn, until it ends."""

@@ -1,0 +1,1 @@
+"""The dialogue graph's nodes, one per module."""

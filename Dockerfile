@@ -27,6 +27,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY config config
 COPY graph graph
 COPY inference inference
+COPY dialogue dialogue
 COPY nodes nodes
 COPY memory memory
 COPY server server

@@ -13,15 +13,11 @@ reaches all the project remembers.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from memory.sessions import visible_to
+from memory.sessions import SessionStore, visible_to
 from server.turns.session_ids import conversation_key
-
-if TYPE_CHECKING:
-    from server.runtime import Runtime
 
 
 def side_session_id(named: str, system: str | None, messages: list[BaseMessage]) -> str:
@@ -45,14 +41,13 @@ def continues(messages: list[BaseMessage], stored: list[BaseMessage]) -> bool:
     return bool(sent) and _same_reply(sent[-1], stored_replies[-1])
 
 
-async def conversation_session(runtime: Runtime, named: str, system: str | None, messages: list[BaseMessage],
+async def conversation_session(sessions: SessionStore, named: str, system: str | None, messages: list[BaseMessage],
                                owner: str | None = None) -> tuple[str, str | None]:
     """(the session to run in, the side session to move to if the named one turns out to hold another
     conversation once the turn holds its lock; TurnRunner decides that, so two first requests arriving
     together cannot both claim an empty session). Another API key's session stays `named`, for the turn
     to refuse it (API_KEY_SCOPED_SESSIONS)."""
     side = side_session_id(named, system, messages)
-    sessions = runtime.deps.sessions
     side_row, named_row = await asyncio.to_thread(lambda: (sessions.get(side), sessions.get(named)))
     if named_row is not None and owner is not None and not visible_to(named_row, owner):
         return named, None

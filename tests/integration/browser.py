@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
+from tests.integration.servers import unavailable
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # No sandbox (CI runs as root), no GPU, and none of Chromium's own calls home (updates, sync, field trials).
@@ -30,13 +30,6 @@ LAUNCH_ARGS = [
     "--disable-sync",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; fail in CI (CI=true), where the install step must have provided it."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests need {reason} (`make test` installs both)")
 
 
 @contextmanager

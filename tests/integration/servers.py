@@ -8,12 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from inference.processes import free_port, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true", "LANGSMITH_TRACING": "false"}
 
-__all__ = ["ROOT", "OFFLINE", "DevServer", "ServiceProcess", "free_port"]
+__all__ = ["ROOT", "OFFLINE", "DevServer", "ServiceProcess", "free_port", "unavailable"]
+
+
+def unavailable(what: str) -> None:
+    """A tool a test drives is missing: skip on a developer's machine, fail in CI (CI=true), where the install
+    step (`make install` / `make test`) must have provided it."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"this test cannot run in CI without {what}", pytrace=False)
+    pytest.skip(f"needs {what} (`make test` installs it)")
 
 
 class ServiceProcess:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.fake_backend import FakeBackend, default_responder
-from tests.integration.servers import ROOT, ServiceProcess
+from tests.integration.servers import ROOT, ServiceProcess, unavailable
 
 pytestmark = pytest.mark.integration
 ORCHESTRATOR = str(Path(sys.executable).with_name("orchestrator"))
@@ -138,7 +138,7 @@ class Tmux:
 @pytest.fixture
 def tmux_chat(service, tmp_path):
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (`make install` installs it: apt-get install -y tmux)")
+        unavailable("tmux (`make install` installs it: apt-get install -y tmux)")
     session = f"tty-{uuid.uuid4().hex[:8]}"
     # PORT as the service was configured: `--base-url` is not given, the client finds it.
     env = [f"PORT={service.port}", "HOST=127.0.0.1", f"XDG_STATE_HOME={tmp_path}"]

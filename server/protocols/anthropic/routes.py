@@ -79,7 +79,8 @@ async def turn_request(runtime: Runtime, body: MessagesRequest, request: Request
     session_id, named = _session_id(body, request, client_system, messages, owner)
     side = None
     if named:
-        session_id, side = await conversation_session(runtime, session_id, client_system, messages, owner)
+        session_id, side = await conversation_session(runtime.deps.sessions, session_id, client_system, messages,
+                                                   owner)
     return TurnRequest(session_id, messages, system, body.tool_dicts(), body.configurable(node_model(body.model)),
                        stream, project_id=project, owner=owner, side_session=side)
 

@@ -67,8 +67,14 @@ async def create_dialogue(body: DialogueCreate, service: DialoguesDep, owner: Ow
     return DialogueQueued(id=ids[0], status="queued")
 
 
+# The JSON body's schema inline (the route reads its body itself, to take JSONL too, so FastAPI does not list
+# the model among the components); its participants refer to ParticipantCreate, which POST /dialogues lists.
+_BATCH_SCHEMA = {k: v for k, v in DialogueBatchCreate.model_json_schema(
+    ref_template="#/components/schemas/{model}").items() if k != "$defs"}
+
+
 @router.post("/batch", status_code=202, response_model=BatchQueued, openapi_extra={"requestBody": {
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DialogueBatchCreate"}},
+    "content": {"application/json": {"schema": _BATCH_SCHEMA},
                 "application/x-ndjson": {"schema": {"type": "string",
                                                     "description": "one DialogueCreate object a line"}}},
     "required": True}})

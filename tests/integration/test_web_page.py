@@ -220,8 +220,10 @@ def test_a_service_with_api_keys_asks_for_one_and_keeps_it_for_the_tab(backend, 
         page.get_by_role("button", name="Use this key").click()
         expect(dialog).to_be_hidden()
         page.locator("#new-session").click()
-        send(page, "hello with a key")
+        send(page, "hello with a key")  # typed at once: it goes to the session being created, not a second one
         expect(page.locator(".message.assistant").last).to_contain_text("You said: hello with a key")
+        sessions = httpx.get(service.base_url + "/sessions", headers={"Authorization": "Bearer web-secret"}).json()
+        assert sessions["total"] == 1
         page.reload(wait_until="networkidle")  # the key is kept for the tab: not asked again
         expect(page.locator(".message.assistant").last).to_contain_text("You said: hello with a key")
         expect(dialog).to_be_hidden()
@@ -239,7 +241,7 @@ def test_errors_are_shown_in_words_and_the_page_fits_a_phone(browser_service, br
     expect(page.locator("#error")).to_contain_text("No session 'no-such-session'")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
     expect(page.locator("#sessions")).to_be_hidden()  # a drawer on a phone
-    page.get_by_role("button", name="Sessions").click()
+    page.get_by_role("button", name="Sessions", exact=True).click()
     expect(page.locator("#new-session")).to_be_visible()
     page.locator("#new-session").click()
     expect(page.locator("#sessions")).to_be_hidden()

@@ -7,7 +7,7 @@ import {loadEntities, searchMemory, showRecall, showSummary} from "./memory.js";
 
 const $ = (id) => document.getElementById(id);
 const NO_PROJECT = "__none__";
-const state = {projects: [], sessions: [], current: null, turns: new Map(), controller: null};
+const state = {projects: [], sessions: [], current: null, turns: new Map(), controller: null, creating: null};
 
 function showError(exc) {
   if (exc && exc.name === "AbortError") return;
@@ -152,7 +152,15 @@ async function openSession(id) {
   }
 }
 
-async function newSession() {
+function newSession() {
+  // Kept while it runs: a message sent meanwhile goes to this session, not to a second new one.
+  state.creating = createSession().finally(() => {
+    state.creating = null;
+  });
+  return state.creating;
+}
+
+async function createSession() {
   clearError();
   const filter = $("project-filter").value;
   const body = filter && filter !== NO_PROJECT ? {projectId: filter} : {};
@@ -176,6 +184,7 @@ function busy(on) {
 
 async function sendMessage(text) {
   clearError();
+  if (state.creating) await state.creating;
   if (!state.current && !(await newSession())) return;
   const session = state.current;
   if ($("messages").querySelector(".empty")) $("messages").innerHTML = "";
@@ -235,7 +244,7 @@ function wire() {
   $("toggle-memory").onclick = () => openMemory(getComputedStyle($("memory")).display === "none");
   $("project-filter").onchange = renderSessions;
   $("session-search").oninput = renderSessions;
-  $("new-session").onclick = newSession;
+  $("new-session").onclick = () => newSession();
   $("model").onchange = () => localStorage.setItem("orchestrator.model", $("model").value);
   $("new-project").onclick = async () => {
     const name = prompt("Name of the new project");

@@ -81,8 +81,12 @@ def test_a_reply_streams_in_renders_markdown_safely_and_is_there_after_a_reload(
     expect(reply.locator("a")).to_have_attribute("href", "http://127.0.0.1/docs")
     assert reply.locator("img").count() == 0 and "<img src=x" in reply.inner_text()  # shown, never run
 
+    send(page, "please read the file")  # the scripted node answers with a read_file call
+    expect(page.locator(".message.assistant").last.locator(".tool-call")).to_contain_text('read_file({"path":')
+
     page.reload(wait_until="networkidle")
-    expect(page.locator(".message.user")).to_have_count(2)
+    expect(page.locator(".message.assistant").last.locator(".tool-call")).to_contain_text("src/main.py")
+    expect(page.locator(".message.user")).to_have_count(3)
     expect(page.locator(".message.user .body").first).to_have_text("hello from the web page")
     expect(page.locator(".message.assistant").first).to_contain_text(final)
     # The session was named after its first exchange, and the list shows it.

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
+from memory.turn_recalls import build_record
 from server.app import create_app
 
 
@@ -84,3 +85,30 @@ def test_records_survive_a_restart_and_go_with_their_session(settings, backend):
         assert c.delete("/sessions/kept").status_code == 204
     with sqlite3.connect(settings.memory_path) as db:
         assert db.execute("SELECT COUNT(*) FROM turn_recalls").fetchone()[0] == 0
+
+
+def test_the_record_says_when_the_summary_was_in_the_prompt(settings, backend):
+    settings.inference_base_url = backend.base_url
+    settings.summary_trigger_messages = 4
+    settings.recent_messages = 2
+    with TestClient(create_app(settings)) as c:
+        for text in ("first note", "second note", "third note"):
+            say(c, "long", text, "notes")
+            drain(c)  # the summary is written after the reply
+        assert c.get("/sessions/long").json()["summary"]
+        say(c, "long", "what did I note?", "notes")
+        turns = c.get("/sessions/long/turns").json()["turns"]
+    assert turns[0]["recall"]["summaryUsed"] is False
+    assert turns[-1]["recall"]["summaryUsed"] is True
+
+
+def test_a_record_marks_what_the_token_budget_left_out():
+    recalled = {"episodes": ["doc one", "doc two"], "degraded": True, "error": "vector search failed",
+                "episode_hits": [{"id": "e1", "sessionId": "s", "score": 0.02, "scoreParts": None},
+                                 {"id": "e2", "sessionId": "s", "score": 0.01, "scoreParts": None}],
+                "entities": ["Pixel (pet): a cat"], "entity_hits": [{"id": "x", "name": "Pixel", "score": 1.0}]}
+    record = build_record(recalled, {"episodes": 1, "entities": 1, "summary": False}, "a summary")
+    assert [(e["id"], e["inPrompt"]) for e in record["episodes"]] == [("e1", True), ("e2", False)]
+    assert record["entities"] == [{"id": "x", "name": "Pixel", "score": 1.0, "text": "Pixel (pet): a cat",
+                                   "inPrompt": True}]
+    assert (record["summaryUsed"], record["degraded"], record["error"]) == (False, True, "vector search failed")

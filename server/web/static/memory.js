@@ -43,10 +43,10 @@ export function showRecall(turn) {
           ${e.inPrompt ? "" : " · left out by the token budget"}</div>
         <div class="why">${escapeHtml(scoreLine(e.scoreParts))}</div>
         <pre class="doc">${escapeHtml(e.text)}</pre></li>`).join("")
-    : '<li class="muted">No earlier exchange was recalled.</li>';
+    : '<li class="muted none">No earlier exchange was recalled.</li>';
   const entities = r.entities.length
     ? r.entities.map((e) => `<li>${escapeHtml(e.text)}${e.score == null ? "" : ` <span class="muted">(${e.score >= 1 ? "named in the message" : `similarity ${e.score}`})</span>`}</li>`).join("")
-    : '<li class="muted">No entity.</li>';
+    : '<li class="muted none">No entity.</li>';
   box.innerHTML = `<p>${flags}</p><h4>Episodes</h4><ol class="recall-list">${episodes}</ol>
     <h4>Entities</h4><ul>${entities}</ul>`;
 }

@@ -22,6 +22,10 @@ class Recalled(TypedDict):
     """True when the vector store or the embedder failed and recall fell back to lexical/recency only."""
     error: NotRequired[str]
     """Why recall was degraded."""
+    episode_hits: NotRequired[list[dict[str, Any]]]
+    """Per episode (same order): id, session, fused score and its parts; kept with the turn's episode."""
+    entity_hits: NotRequired[list[dict[str, Any]]]
+    """Per entity (same order): id, name, type and score (1.0 when the message names it)."""
 
 
 class InputState(TypedDict):

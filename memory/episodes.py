@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from memory import turn_recalls
 from memory.db import Database
 from memory.lexical import LexicalPlanner
 from memory.text import match_expression, query_terms, scope_token
@@ -69,6 +70,8 @@ class Episode:
     ai_msg_id: str | None = None
     created_at: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    recall: dict | None = None
+    """What recall put in this turn's prompt (memory/turn_recalls.py), stored with the episode."""
 
     @property
     def document(self) -> str:
@@ -113,6 +116,7 @@ class EpisodeStore:
         if not any(row["name"] == "committed" for row in db.query("PRAGMA table_info(episodes)")):
             db.executescript("ALTER TABLE episodes ADD COLUMN committed INTEGER NOT NULL DEFAULT 1")
         db.executescript(UNCOMMITTED_INDEX)
+        turn_recalls.ensure_schema(db)
         with db.transaction() as conn:  # stores made before the recent table existed: fill it once
             if not conn.execute("SELECT 1 FROM episodes_recent_fts LIMIT 1").fetchone():
                 conn.execute(
@@ -140,6 +144,8 @@ class EpisodeStore:
                     int(committed),
                 ),
             )
+            if episode.recall is not None:
+                turn_recalls.write(conn, episode.id, episode.recall)
             if committed:
                 self._index_lexically(conn, [(cur.lastrowid or 0, episode.scope, episode.document)])
 
@@ -171,6 +177,7 @@ class EpisodeStore:
     def discard_uncommitted(self, session_id: str) -> int:
         """Delete the session's uncommitted episodes (their turn was undone); returns how many."""
         with self.db.transaction() as conn:
+            turn_recalls.delete_session(conn, session_id, uncommitted_only=True)
             return conn.execute("DELETE FROM episodes WHERE session_id = ? AND committed = 0",
                                 (session_id,)).rowcount
 
@@ -261,6 +268,7 @@ class EpisodeStore:
             for table in FTS_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT seq FROM episodes WHERE session_id = ?)",
                              (session_id,))
+            turn_recalls.delete_session(conn, session_id)
             conn.execute("DELETE FROM episodes WHERE session_id = ?", (session_id,))
 
     def move_session(self, session_id: str, scope: str) -> None:

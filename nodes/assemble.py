@@ -64,10 +64,10 @@ def make_assemble(deps: Deps) -> Node:
             used -= before - estimate_tokens(client)
         if client:
             head += "\n\n" + prompts.render("client_system", client_system=client)
-        sections, used = _memory_sections(state, budget, used, trimmed)
+        sections, used, placed = _memory_sections(state, budget, used, trimmed)
         system = "\n\n".join([head, *sections])
         stats = {"budget": budget, "tokens_offered": offered, "tokens_sent": used,
-                 "trimmed": trimmed}
+                 "trimmed": trimmed, "memory": placed}
         # Plain role/content dicts, not message objects: the prompt is an intermediate value, and message
         # objects in a node's output would be replayed to every `messages`-mode stream.
         return {"prompt": [{"role": "system", "content": system}, *merge_turns(turns)], "prompt_stats": stats}
@@ -96,9 +96,11 @@ def _memory_tokens(state: State) -> int:
     return sum(estimate_tokens(t) for t in (summary_block, entity_block, *docs) if t)
 
 
-def _memory_sections(state: State, budget: int, used: int, trimmed: list[str]) -> tuple[list[str], int]:
+def _memory_sections(state: State, budget: int, used: int,
+                     trimmed: list[str]) -> tuple[list[str], int, dict[str, Any]]:
     """Entities, recalled episodes and the summary, in seed 001's order, as far as the budget allows.
-    Returns the sections and the tokens used after them."""
+    Returns the sections, the tokens used after them and what went in (`{"episodes": n, "entities": n,
+    "summary": bool}`: the first n recalled episodes; kept with the turn for the web page)."""
     summary_block, entity_block, docs = _memory_blocks(state)
     sections = []
     if summary_block and used + estimate_tokens(summary_block) <= budget:
@@ -119,7 +121,11 @@ def _memory_sections(state: State, budget: int, used: int, trimmed: list[str]) -
     if entity_block:
         sections.insert(0, entity_block)
         used += estimate_tokens(entity_block)
-    return sections, used
+    recalled: Recalled | dict[str, Any] = state.get("recalled") or {}
+    entities = recalled.get("entities") or []
+    placed = {"episodes": len(episodes), "entities": len(entities) if entity_block else 0,
+              "summary": bool(summary_block) and summary_block in sections}
+    return sections, used, placed
 
 
 def _is_last_user(turns: list[tuple[str, str]], index: int) -> bool:

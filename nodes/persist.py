@@ -12,6 +12,7 @@ from graph.config import RunOptions
 from graph.deps import Deps
 from graph.state import Node, State
 from memory.episodes import Episode
+from memory.turn_recalls import build_record
 
 TOOL_RESULT_CHARS = 500
 
@@ -51,6 +52,8 @@ def make_persist(deps: Deps) -> Node:
             assistant_text=assistant_text,
             user_msg_id=user_id,
             ai_msg_id=ai_id,
+            recall=build_record(dict(state.get("recalled") or {}), (state.get("prompt_stats") or {}).get("memory"),
+                                state.get("summary")),
         )
 
         def write() -> None:

@@ -14,8 +14,7 @@ from graph.deps import Deps
 from graph.state import Node, Recalled, State
 from graph.window import last_user_text, window_start
 from memory.admin import find_entities
-from memory.episodes import StoredEpisode
-from memory.hybrid import fuse
+from memory.hybrid import FusedHit, fuse_explained
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,8 @@ PREFETCH_KEY = "recall_prefetch"
 class Found:
     """What one search of a scope's memory found, before the recent window is taken out."""
 
-    episodes: list[StoredEpisode]
-    """Fused hits, best first: the top `keep` of them."""
+    episodes: list[FusedHit]
+    """Fused hits, best first: the top `keep` of them, each with the parts of its score."""
     entities: list = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -56,7 +55,7 @@ def search_memory(deps: Deps, scope: str, query: str, keep: int) -> Found:
         problems.append(f"vector search failed: {exc!r}")
         vector = []
     try:
-        episodes = fuse(lexical, vector, deps.weights, set(), keep, deps.episodes)
+        episodes = fuse_explained(lexical, vector, deps.weights, set(), keep, deps.episodes)
     except Exception as exc:  # SQLite itself failing: recency only
         problems.append(f"reading recalled episodes failed: {exc!r}")
         episodes = []
@@ -100,6 +99,21 @@ class RecallPrefetch:
         return self.scope == scope and self.query == query and self.keep >= keep
 
 
+def hit_detail(hit: FusedHit) -> dict[str, Any]:
+    """Why an episode was recalled, kept with the turn (persist stores it for `GET /sessions/{id}/turns`):
+    its fused score and what each search said of it, in `POST /memory/search`'s `scoreParts` shape."""
+    lex, vec = hit.lexical, hit.vector
+    return {
+        "id": hit.episode.id, "sessionId": hit.episode.session_id, "score": round(hit.episode.score, 6),
+        "scoreParts": {
+            "lexical": lex and {"rank": lex.rank, "bm25": round(lex.bm25, 4),
+                                "contribution": round(lex.contribution, 6)},
+            "vector": vec and {"similarity": round(vec.similarity, 4), "rank": vec.rank,
+                               "contribution": round(vec.contribution, 6)},
+        },
+    }
+
+
 def make_recall(deps: Deps) -> Node:
     """Build the recall node."""
     limits = deps.limits
@@ -122,9 +136,13 @@ def make_recall(deps: Deps) -> Node:
             found = await prefetch.future
         else:
             found = await asyncio.to_thread(search_memory, deps, opts.scope, query, keep)
-        hits = [h for h in found.episodes if not (h.ai_msg_id and h.ai_msg_id in recent_ids)]
-        recalled = Recalled(episodes=[h.document for h in hits[: limits.recall_top_k]],
-                            entities=[h.entity.document for h in found.entities], degraded=bool(found.problems))
+        hits = [h for h in found.episodes if not (h.episode.ai_msg_id and h.episode.ai_msg_id in recent_ids)]
+        hits = hits[: limits.recall_top_k]
+        recalled = Recalled(episodes=[h.episode.document for h in hits],
+                            entities=[h.entity.document for h in found.entities], degraded=bool(found.problems),
+                            episode_hits=[hit_detail(h) for h in hits],
+                            entity_hits=[{"id": h.entity.id, "name": h.entity.name, "type": h.entity.type,
+                                          "score": round(h.score, 4)} for h in found.entities])
         if found.problems:
             recalled["error"] = "; ".join(found.problems)
             log.warning("recall degraded for session %s: %s", opts.thread_id, recalled["error"])

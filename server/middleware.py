@@ -19,7 +19,9 @@ from server.errors import ApiError, error_body
 from server.metrics import Metrics
 
 access_log = logging.getLogger("orchestrator.access")
-OPEN_PATHS = ("/health",)
+OPEN_PATHS = ("/health", "/")
+OPEN_PREFIXES = ("/web/",)
+"""The web page's files hold no data: they load without a key, and the page asks for one (server/web/)."""
 
 
 async def _reject(scope: Scope, send: Send, error: ApiError, headers: dict[str, str] | None = None) -> None:
@@ -137,7 +139,8 @@ class BodyLimit:
 
 
 class ApiKeys:
-    """With API_KEYS set, every route but /health needs `Authorization: Bearer <key>` or `X-API-Key`.
+    """With API_KEYS set, every route but /health (and the web page's files) needs `Authorization: Bearer <key>`
+    or `X-API-Key`.
     Keys are compared in constant time and never logged; a request's key is known downstream only by its
     fingerprint (`state.api_key_owner`: 16 hex digits of its SHA-256, which API_KEY_SCOPED_SESSIONS stores on
     the rows it creates and idempotency keys its stored responses by), never by its place in API_KEYS, which
@@ -193,7 +196,8 @@ class ApiKeys:
             del self.buckets[key]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not (self.digests or self.per_minute):
+        if (scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES)
+                or not (self.digests or self.per_minute)):
             return await self.app(scope, receive, send)
         if self.digests:
             key = self._key_index(scope)

@@ -85,7 +85,7 @@ def test_pyproject_points_at_files_that_exist():
     for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]:
         assert (ROOT / pattern.rstrip("*") / "__init__.py").is_file(), pattern
     for package, globs in PYPROJECT["tool"]["setuptools"]["package-data"].items():
-        assert all(list((ROOT / package).glob(g)) for g in globs), package
+        assert all(list((ROOT / package.replace(".", "/")).glob(g)) for g in globs), package
     for comment in re.findall(r"#.*", (ROOT / "pyproject.toml").read_text()):
         for name in re.findall(r"\b[\w/.-]+\.(?:md|txt|json|toml|py)\b", comment):
             assert (ROOT / name).exists(), f"pyproject.toml names {name}, which is not in the repository"

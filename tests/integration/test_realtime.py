@@ -235,15 +235,23 @@ def test_memory_is_shared_with_the_openai_route(service, node):
 
 
 def test_api_keys(node, tmp_path):
-    env = {"INFERENCE_BASE_URL": node.base_url, "API_KEYS": "key1,key2", **SETTINGS}
+    env = {"INFERENCE_BASE_URL": node.base_url, "API_KEYS": "key1,key2", "API_KEY_SCOPED_SESSIONS": "true",
+           **SETTINGS}
     with ServiceProcess(tmp_path, env) as svc:
         for params in ({}, {"api_key": "wrong"}):
             with open_voice(svc.base_url, session_id(), **params) as ws, pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=30)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-        with open_voice(svc.base_url, session_id(), api_key="key2") as ws:
+        mine = session_id()
+        with open_voice(svc.base_url, mine, api_key="key2") as ws:
             send(ws, {"type": "text", "text": "with a key"})
             assert read_until(ws, of_type("response_ready"))[-1]["text"] == "You said: with a key"
+        # API_KEY_SCOPED_SESSIONS: another key cannot reach that session.
+        with open_voice(svc.base_url, mine, api_key="key1") as ws:
+            assert json.loads(ws.recv(timeout=30))["code"] == "session_not_found"
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
         # Browsers cannot set headers: the key as a subprotocol token, and the server answers "realtime".
         with open_voice(svc.base_url, session_id(), subprotocols=["realtime", "api-key.key1"]) as ws:
             assert ws.subprotocol == "realtime"

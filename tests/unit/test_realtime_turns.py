@@ -24,6 +24,7 @@ def test_frames_parse_by_type_and_bad_ones_say_why():
                       ('{"text": "no type"}', "unknown_type"),
                       ('{"type": "vad_end", "confidence": 2}', "invalid_frame"),
                       ('{"type": "text", "text": ""}', "invalid_frame"),
+                      ('{"type": "text", "text": " "}', "invalid_frame"),
                       ('{"type": "playback", "spoken_chars": -1}', "invalid_frame")):
         with pytest.raises(FrameError) as err:
             parse_frame(raw)

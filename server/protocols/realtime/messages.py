@@ -39,7 +39,7 @@ class TextTurn(_Frame):
 
     type: Literal["text"]
     session_id: str | None = None
-    text: str = Field(min_length=1, max_length=100_000)
+    text: str = Field(min_length=1, max_length=100_000, pattern=r"\S")
 
 
 class Playback(_Frame):

@@ -74,6 +74,7 @@ def test_a_spoken_turn_partials_replace_finals_append(service):
         send(ws, {"type": "stt_fragment", "session_id": session, "text": "book a", "is_final": False})
         send(ws, {"type": "stt_fragment", "session_id": session, "text": "book a flight", "is_final": False})
         send(ws, {"type": "vad_end", "session_id": session, "confidence": 0.95})
+        send(ws, {"type": "vad_end", "session_id": session, "confidence": 0.95})  # a repeated one changes nothing
         frames = read_until(ws, is_state("IDLE"))
     ready = next(f for f in frames if f["type"] == "response_ready")
     assert ready["text"] == "You said: Hello there. book a flight"  # the second partial replaced the first

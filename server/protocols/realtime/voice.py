@@ -88,6 +88,7 @@ class VoiceSocket:
                 await self._end_turn()
             elif isinstance(frame, msg.TextTurn):
                 await self._barge_in()
+                self._forget_utterance()  # the typed turn supersedes anything half-spoken
                 await self._answer(frame.text.strip(), time.perf_counter())
             elif isinstance(frame, msg.Playback):
                 if self.generation is not None:
@@ -123,13 +124,17 @@ class VoiceSocket:
         """The user's turn ended (vad_end or silence): answer what they said."""
         ended_at = time.perf_counter()
         text = self.utterance()
+        self._forget_utterance()
+        if not text:  # a VAD end with nothing transcribed (or a repeated one): nothing to answer
+            if self.generation is None:
+                await self.set_state("IDLE")
+            return
+        await self._answer(text, ended_at)
+
+    def _forget_utterance(self) -> None:
         self.finals, self.partial = [], ""
         self._cancel(self._silence)
         self._cancel(self._stable)
-        if not text:
-            await self.set_state("IDLE")  # a VAD end with nothing transcribed: nothing to answer
-            return
-        await self._answer(text, ended_at)
 
     async def _answer(self, text: str, ended_at: float) -> None:
         prefetch = self.prefetch if self.prefetch is not None and self.prefetch.query == text else None

@@ -116,21 +116,23 @@ def test_a_typed_turn(service):
     assert ready["text"] == "You said: typed hello" and ready["timings"]["speculative_recall"] is False
 
 
-def test_barge_in_keeps_exactly_what_was_heard(service, node):
+@pytest.mark.parametrize(("playback", "chars"), [({"spoken_chars": 23}, 23),
+                                                  ({"played_ms": 2000}, 30)])  # at REALTIME_CHARS_PER_SECOND=15
+def test_barge_in_keeps_exactly_what_was_heard(service, node, playback, chars):
     session = session_id()
     aborted = node.aborted
     with open_voice(service.base_url, session) as ws:
         send(ws, {"type": "stt_fragment", "text": "tell me a long story", "is_final": True})
         send(ws, {"type": "vad_end", "confidence": 1.0})
         frames = _read_streamed(ws, 40)
-        send(ws, {"type": "playback", "spoken_chars": 23})
+        send(ws, {"type": "playback", **playback})
         send(ws, {"type": "interrupt"})
         after = read_until(ws, is_state("LISTENING"))
         assert states(after)[-2:] == ["INTERRUPT", "LISTENING"]
         # The generation is cancelled: the node sees its connection closed.
         wait_for(lambda: node.aborted > aborted)
-        heard = streamed(frames + after)[:23]
-        assert heard == STORY[:23]
+        heard = streamed(frames + after)[:chars]
+        assert heard == STORY[:chars]
         stored = history(service, session)
         assert [(m["role"], m["content"], m.get("interrupted")) for m in stored] == [
             ("user", "tell me a long story", None), ("assistant", heard, True)]

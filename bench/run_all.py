@@ -4,7 +4,7 @@ Phases, each with its own store under a temporary directory and the service as a
   A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load; then the peer
      race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients),
      the prompt budget of a Claude-Code-shaped request, checkpoint bytes with and without retention, and
-     the dialogues (bench/dialogues.py);
+     the dialogues (bench/dialogues.py) and realtime voice turns (bench/realtime.py);
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store;
@@ -37,6 +37,8 @@ from bench.peer_race import run_peer_race  # noqa: E402
 from bench.plots import plot_all  # noqa: E402
 from bench.project_churn import run_project_churn  # noqa: E402
 from bench.prompt_budget import CONTEXTS, measure  # noqa: E402
+from bench.realtime import markdown as realtime_markdown  # noqa: E402
+from bench.realtime import run_realtime  # noqa: E402
 from bench.report import machine, markdown, targets  # noqa: E402
 from bench.service import Service  # noqa: E402
 
@@ -98,6 +100,8 @@ def main() -> None:
         results["checkpoint_retention"] = asyncio.run(measure_retention(RETENTION_TURNS))
         print("[A] dialogues (MAX_CONCURRENT_DIALOGUES 1 and 8)", flush=True)
         results["dialogues"] = run_dialogues(Path(tmp) / "dialogues")
+        print("[A] realtime voice turns (bench/realtime.py)", flush=True)
+        results["realtime"] = run_realtime(Path(tmp) / "realtime")
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)
@@ -116,7 +120,8 @@ def main() -> None:
     results["targets"] = targets(results)
     results["total_runtime_s"] = round(time.perf_counter() - t0, 1)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
-    summary = markdown(results) + "\n" + dialogue_markdown(results["dialogues"])
+    summary = (markdown(results) + "\n" + dialogue_markdown(results["dialogues"]) + "\n"
+               + realtime_markdown(results["realtime"]))
     (RESULTS / "summary.md").write_text(summary)
     plots = plot_all(results, RESULTS)
     print("\n" + summary)

@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute per key (or client); 0: none.")
     cors_origins: str = Field("", description="Comma-separated allowed origins; empty: no CORS.")
 
+    # Realtime voice turns (GET /orchestrate, a WebSocket: server/protocols/realtime/).
+    vad_min_confidence: float = Field(0.5, ge=0, le=1, description="A `vad_end` below this confidence is ignored "
+                                      "(the user may still be speaking).")
+    realtime_silence_timeout_ms: int = Field(1500, ge=0, description="Silence after the last final fragment that "
+                                             "ends the user's turn without a `vad_end`; 0: only `vad_end` does.")
+    realtime_speculative_recall: bool = Field(True, description="Start recall on stable partial transcripts, "
+                                              "before `vad_end`.")
+    realtime_stable_ms: int = Field(120, ge=0, description="A transcript unchanged this long counts as stable "
+                                    "(speculative recall starts on it).")
+    realtime_max_frame_bytes: int = Field(65536, ge=1024, description="Larger client frames close the socket "
+                                          "(1009).")
+    realtime_chars_per_second: float = Field(15.0, gt=0, description="Speech rate that turns `played_ms` into "
+                                             "characters heard.")
+
     # Synthetic dialogues between two participants (POST /dialogues).
     max_concurrent_dialogues: int = Field(4, ge=1, description="Dialogues running at once; the rest wait.")
     dialogue_rate_limit_per_minute: int = Field(0, ge=0, description="Requests a minute to one participant's "

@@ -20,6 +20,8 @@ from server.protocols import dialogues, seed001
 from server.protocols.anthropic import routes as anthropic_routes
 from server.protocols.langserve import install_langserve
 from server.protocols.openai import routes as openai_routes
+from server.protocols.realtime import routes as realtime_routes
+from server.protocols.realtime.hub import RealtimeHub
 from server.runtime import Runtime
 from server.web.routes import install_web
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.realtime = RealtimeHub(metrics)  # live voice sockets (GET /orchestrate) and their metrics
     install_error_handlers(app)
     # Outermost first: ids and logs see everything, then size, then keys and rate (before any body is read).
     app.add_middleware(ApiKeys, keys=settings.api_key_list, per_minute=settings.rate_limit_per_minute)
@@ -63,7 +66,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
     for module in (health, metrics_routes, openai_routes, anthropic_routes, models, seed001, sessions, projects,
-                   turns, entities, memory, dialogues):
+                   turns, entities, memory, dialogues, realtime_routes):
         app.include_router(module.router)
     install_langserve(app)
     install_web(app)  # the web page at / (server/web/)

@@ -7,7 +7,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from server.deps import RuntimeDep
 from server.health_probe import HEALTHY_INFERENCE
@@ -26,7 +26,7 @@ def _inference(runtime: Runtime) -> dict[str, Any]:
 
 
 @router.get("/health")
-async def health(runtime: RuntimeDep) -> dict[str, Any]:
+async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     """`status` is `ok` when every dependency answers (an inference node busy generating counts), `degraded`
     otherwise (the service still serves). `checked_seconds_ago`: the age of the probe results."""
     deps = runtime.deps
@@ -48,6 +48,7 @@ async def health(runtime: RuntimeDep) -> dict[str, Any]:
         "uptime_seconds": round(time.time() - runtime.started_at, 3),
         "active_sessions": active,
         "turns_in_progress": runtime.turns.in_progress,
+        "realtime": {"active_sessions": request.app.state.realtime.active},  # live voice sockets
         "checked_seconds_ago": runtime.probe.age(),
         "dependencies": dependencies,
     }

@@ -188,6 +188,8 @@ class MessagePublic(_Public):
     contract: str | None = Field(None, description="How the reply met the JSON contract: ok, repaired, native, "
                                  "truncated or fallback.")
     toolCallId: str | None = None
+    interrupted: bool | None = Field(None, description="A reply its user cut short (realtime barge-in): its "
+                                     "content is the part they heard.")
     toolCallsDropped: list[dict[str, Any]] | None = Field(
         None, description="Tool calls the model made that the request did not declare, or whose arguments broke "
         "the declared schema: not passed on.")

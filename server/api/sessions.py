@@ -61,6 +61,8 @@ def message_public(message: Any) -> MessagePublic:
         out.contract = message.response_metadata["contract"]  # ok, repaired, native, truncated, fallback
     if isinstance(message, AIMessage) and message.response_metadata.get("tool_calls_dropped"):
         out.toolCallsDropped = message.response_metadata["tool_calls_dropped"]  # undeclared, or bad arguments
+    if isinstance(message, AIMessage) and message.response_metadata.get("interrupted"):
+        out.interrupted = True  # cut short by its user (realtime barge-in): the text is what they heard
     if isinstance(message, ToolMessage):
         out.toolCallId = message.tool_call_id
     return out

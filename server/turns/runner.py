@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
@@ -30,6 +30,7 @@ from server.metrics import Metrics
 from server.turns.access import busy_error, check_reachable, open_session
 from server.turns.commit import commit_turn, discard_turn
 from server.turns.conversations import continues
+from server.turns.interrupted import keep_heard
 from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
 from server.turns.progress import TurnProgress
@@ -119,13 +120,27 @@ class TurnRunner:
         for message in fresh:
             message.id = message.id or f"in-{uuid.uuid4().hex}"
         # recall's search starts now, beside the graph's start and the checkpoint's load (nodes/recall.py).
-        prefetch = RecallPrefetch.start(self.deps, config["configurable"]["scope"], last_user_text(fresh))
+        prefetch = request.configurable.get(PREFETCH_KEY)
+        if not isinstance(prefetch, RecallPrefetch):  # a door may have started it already (realtime, speculatively)
+            prefetch = RecallPrefetch.start(self.deps, config["configurable"]["scope"], last_user_text(fresh))
         if prefetch is not None:
             config["configurable"][PREFETCH_KEY] = prefetch
         graph_input: dict[str, Any] = {"messages": fresh, "tools": request.tools or []}
         if request.system is not None:
             graph_input["system"] = request.system
         return config, graph_input, not session.get("name") and not session.get("turn_count")
+
+    async def end_interrupted(self, session_id: str, user: HumanMessage, heard: str) -> AIMessage | None:
+        """After a turn of `user` was cancelled mid-reply (barge-in): once its rollback is done, store `user` and
+        the `heard` part of the reply, marked interrupted (server/turns/interrupted.py); nothing if `heard` is
+        empty. Returns the stored reply, or None."""
+        async with self.exclusive(session_id):  # waits for the cancelled run to finish rolling back
+            if not heard:
+                return None
+            reply = await keep_heard(self.graph, self.deps, session_id, user, heard)
+            if reply is not None:
+                self.metrics.turns.labels("interrupted").inc()
+            return reply
 
     def _check_input(self, fresh: list[BaseMessage], request: TurnRequest) -> None:
         """BadTurn for new messages over MAX_MESSAGE_CHARS or values the checkpoint could not store. New

@@ -62,7 +62,7 @@ class PageRecord:
 
 
 @contextmanager
-def offline_page(browser: Any, timeout_ms: float = 20_000) -> Iterator[tuple[Any, PageRecord]]:
+def offline_page(browser: Any, timeout_ms: float = 60_000) -> Iterator[tuple[Any, PageRecord]]:
     """A fresh context and page that may only reach this machine; the record of what it tried."""
     record = PageRecord()
     context = browser.new_context(viewport={"width": 1280, "height": 900})

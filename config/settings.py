@@ -107,7 +107,7 @@ class Settings(BaseSettings):
                         '{"small_talk": "http://small:8080/v1", "complex": "qwen2.5-32b"}.')
     semantic_cache: bool = Field(False, description="Answer repeated questions of cacheable classes from the "
                                  "semantic cache (same project, API key, model, system prompt and tools).")
-    semantic_cache_threshold: float = Field(0.95, ge=0, le=1, description="MiniLM cosine similarity a question "
+    semantic_cache_threshold: float = Field(0.92, ge=0, le=1, description="MiniLM cosine similarity a question "
                                             "needs to an earlier one to get its cached answer.")
     semantic_cache_ttl_seconds: float = Field(3600.0, gt=0, description="Lifetime of a cached answer when its "
                                               "class sets no ttl_seconds.")

@@ -40,7 +40,7 @@ class Router:
     models: dict[str, BaseChatModel] = field(default_factory=dict)
     """The chat model of each class routed to a backend URL (that backend first, then the default ones)."""
     cache_enabled: bool = False
-    cache_threshold: float = 0.95
+    cache_threshold: float = 0.92
     cache_ttl_seconds: float = 3600.0
 
     def route(self, found: Classification) -> dict[str, Any]:

@@ -46,7 +46,8 @@ async def cached_reply(deps: Deps, state: State, config: RunnableConfig, model: 
     opts, query = RunOptions.from_config(config), last_user_text(state.get("messages", []))
 
     def look() -> Any:
-        return cache.lookup(opts.scope, _owner(config), _key(state, model), deps.embedder.embed_one(query), threshold)
+        return cache.lookup(opts.scope, _owner(config), _key(state, model), query, deps.embedder.embed_one(query),
+                            threshold)
 
     try:
         hit = await asyncio.to_thread(look)

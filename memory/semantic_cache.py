@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from memory.cache_guard import same_particulars
 from memory.db import Database
 
 SCHEMA = """
@@ -63,9 +64,10 @@ class SemanticCache:
         self.db = db
         db.executescript(SCHEMA)
 
-    def lookup(self, scope: str, owner: str | None, key: str, vector: list[float] | np.ndarray,
+    def lookup(self, scope: str, owner: str | None, key: str, query: str, vector: list[float] | np.ndarray,
                threshold: float, now: float | None = None) -> CacheHit | None:
-        """The nearest live entry of this scope, owner and request key, if its similarity reaches `threshold`."""
+        """The nearest live entry of this scope, owner and request key whose similarity reaches `threshold` and
+        whose question names the same particulars (memory/cache_guard.py)."""
         rows = self.db.query(
             "SELECT id, query, vector, answer, tokens FROM semantic_cache "
             "WHERE scope = ? AND owner = ? AND request_key = ? AND expires_at > ?",
@@ -74,11 +76,13 @@ class SemanticCache:
             return None
         matrix = np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         sims = matrix @ np.asarray(vector, dtype=np.float32)
-        best = int(np.argmax(sims))
-        if float(sims[best]) < threshold:
-            return None
-        row = rows[best]
-        return CacheHit(row["id"], row["query"], row["answer"], int(row["tokens"]), float(sims[best]))
+        for i in np.argsort(-sims):
+            if float(sims[i]) < threshold:
+                break
+            row = rows[int(i)]
+            if same_particulars(row["query"], query):
+                return CacheHit(row["id"], row["query"], row["answer"], int(row["tokens"]), float(sims[i]))
+        return None
 
     def store(self, scope: str, owner: str | None, key: str, session_id: str, query_class: str, query: str,
               vector: list[float] | np.ndarray, answer: str, tokens: int, ttl_seconds: float,

@@ -71,7 +71,7 @@ class TurnProgress:
         elif node == "infer":
             self.inferred = True
             raw = update.get("raw_output")
-            route = update.get("route")
+            route = update.get("route") or meta.get("route")  # infer returns the route only on a hit
             if route and meta.get("cache"):
                 meta["route"], meta["cache"] = route, route["cache"]
                 cached = (raw.response_metadata or {}) if raw is not None else {}

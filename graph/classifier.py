@@ -127,6 +127,15 @@ class QueryClassifier:
             self._loaded, self.error, self._checked = loaded, None, time.monotonic()
             return loaded
 
+    def preload(self) -> None:
+        """Load the file at start-up; a broken file is logged and shown in /health (turns then go unrouted until
+        it is fixed: `current` tries again on each turn)."""
+        try:
+            self.load()
+        except (OSError, ValueError) as exc:
+            self.error = f"{self.path}: {exc}"
+            log.error("classes file not loaded, turns go unrouted until it is fixed: %s", self.error)
+
     def current(self) -> Loaded:
         """The loaded classes, read again first if the file changed since (a failed reload keeps the old ones)."""
         loaded = self._loaded

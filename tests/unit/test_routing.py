@@ -4,12 +4,14 @@ SQLite and Chroma stores and the real MiniLM embedder."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 import aiosqlite
 import pytest
+from fastapi.testclient import TestClient
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -19,6 +21,7 @@ from graph.wiring import build_deps
 from memory.cache_guard import same_particulars
 from memory.db import Database
 from memory.semantic_cache import SemanticCache
+from server.app import create_app
 from tests.fakes import FakeChatModel, contract
 
 
@@ -173,3 +176,22 @@ def test_the_classes_file_is_read_again_when_it_changes(tmp_path: Path, settings
         assert classifier.error and "classes.json" in classifier.error
     finally:
         deps.vectors.close()
+
+
+def test_the_access_log_line_and_the_anthropic_door_carry_the_route(settings, caplog):
+    settings.semantic_cache = True
+    model = FakeChatModel([contract("A lock."), contract("hi!")])
+    with TestClient(create_app(settings, chat_model=model)) as client, \
+            caplog.at_level(logging.INFO, logger="orchestrator.access"):
+        body = {"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": "What is a mutex?"}]}
+        first = client.post("/v1/messages", json=body)
+        again = client.post("/v1/messages", json={**body, "messages": [{"role": "user", "content": "What's a mutex?"}]})
+        assert (first.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit")
+        assert again.json()["content"][0]["text"] == "A lock."
+        hello = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hello!"}]})
+        assert "x-cache" not in hello.headers
+    lines = [r.fields for r in caplog.records if getattr(r, "fields", {}).get("route") in ("/v1/messages",
+                                                                                          "/v1/chat/completions")]
+    assert [(f["query_class"], f["cache"]) for f in lines] == [("knowledge", "miss"), ("knowledge", "hit"),
+                                                               ("small_talk", None)]
+    assert lines[2]["route_recall_top_k"] == 0 and lines[2]["route_max_tokens"] == 256

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def _takes_part(deps: Deps, state: State) -> bool:
-    route = state.get("route") or {}
-    return deps.router is not None and deps.semantic_cache is not None and route.get("cache") == "miss"
+    """A cacheable route, on a turn that a user's question opens (tool results continuing a turn never are)."""
+    route, messages = state.get("route") or {}, state.get("messages") or []
+    if deps.router is None or deps.semantic_cache is None or route.get("cache") != "miss":
+        return False
+    last_new = next((m for m in reversed(messages) if not isinstance(m, AIMessage)), None)
+    return isinstance(last_new, HumanMessage)
 
 
 def _key(state: State, model: str | None) -> str:

@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from graph.classifier import Classification
@@ -46,6 +47,9 @@ def make_classify(deps: Deps) -> Node:
             return {"route": None}
         route = deps.router.route(found)
         route["classify_ms"] = round(spent_ms, 3)
+        messages = state.get("messages") or []
+        if not messages or not isinstance(messages[-1], HumanMessage):
+            route["cache"] = "off"  # tool results continuing a turn: the question's cached answer is no answer
         return {"route": route}
 
     return classify

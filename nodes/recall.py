@@ -121,7 +121,8 @@ def make_recall(deps: Deps) -> Node:
         messages = state.get("messages", [])
         query = last_user_text(messages)
         top_k = recall_depth(state, limits.recall_top_k)
-        if not query or top_k == 0 and (limits.entity_top_k == 0 or (state.get("route") or {}).get("class")):
+        no_memory = (state.get("route") or {}).get("recall_top_k") == 0
+        if not query or no_memory or (top_k == 0 and limits.entity_top_k == 0):
             # Nothing to search for, or a route that wants no memory at all (small talk): no entities either.
             return {"recalled": Recalled(episodes=[], entities=[], degraded=False)}
         recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}

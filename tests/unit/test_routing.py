@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 from fastapi.testclient import TestClient
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.builder import build_graph
@@ -111,6 +111,24 @@ async def test_cached_answer_only_for_the_same_project_and_key_and_never_for_mem
     out = await ask(graph, "What did I say about the capital of France?", cfg("c5"))  # a memory question
     assert len(model.prompts) == calls + 3
     assert (await graph.aget_state(cfg("c5"))).values["route"]["cache"] == "off"
+
+
+@pytest.mark.anyio
+async def test_tool_results_are_never_answered_from_the_cache_nor_fill_it(settings, compiled):
+    settings.semantic_cache = True
+    call = {"id": "call_1", "name": "lookup", "arguments": {"term": "mutex"}}
+    model = FakeChatModel([contract("Looking it up.", [call]), contract("A lock, says the glossary."),
+                           contract("A mutual exclusion lock.")])
+    deps, graph = await compiled(model)
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "Look a term up",
+                                               "parameters": {"type": "object"}}}]
+    await graph.ainvoke({"messages": [HumanMessage("What is a mutex?")], "tools": tools}, cfg("t1"))
+    await graph.ainvoke({"messages": [ToolMessage("a lock", tool_call_id="call_1", name="lookup")], "tools": tools},
+                        cfg("t1"))
+    assert (await graph.aget_state(cfg("t1"))).values["route"]["cache"] == "off"
+    assert deps.semantic_cache is not None and deps.semantic_cache.count() == 0  # neither the call nor the result
+    out = await graph.ainvoke({"messages": [HumanMessage("What is a mutex?")], "tools": tools}, cfg("t2"))
+    assert out["messages"][-1].content == "A mutual exclusion lock." and len(model.prompts) == 3
 
 
 @pytest.mark.anyio

@@ -4,7 +4,8 @@ Phases, each with its own store under a temporary directory and the service as a
   A. empty store: cold start, idle RSS, added latency, concurrency 1/8/32, RSS after load; then the peer
      race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients),
      the prompt budget of a Claude-Code-shaped request, checkpoint bytes with and without retention, and
-     the dialogues (bench/dialogues.py) and realtime voice turns (bench/realtime.py);
+     the dialogues (bench/dialogues.py), realtime voice turns (bench/realtime.py), routing and the semantic
+     cache (bench/classify.py);
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store;
@@ -26,7 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cache_service import measure_service as measure_cache_service  # noqa: E402
 from bench.checkpoint_retention import measure as measure_retention  # noqa: E402
+from bench.classify import markdown as routing_markdown  # noqa: E402
+from bench.classify import measure_cache, measure_classifier  # noqa: E402
 from bench.common import RESULTS, ROOT  # noqa: E402
 from bench.concurrency import run_concurrency  # noqa: E402
 from bench.dialogues import markdown as dialogue_markdown  # noqa: E402
@@ -75,6 +79,17 @@ def serve_and_measure(workdir: Path, backend_url: str, label: str, results: dict
         print(f"  RSS after load {footprint[f'after_load_rss_mb_{slug}']:.0f} MiB", flush=True)
 
 
+def run_routing(workdir: Path) -> dict:
+    """The classifier and the semantic cache (bench/classify.py), and the cache through the service."""
+    from memory.embedder import Embedder
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    embedder = Embedder()
+    out = {"classifier": measure_classifier(embedder), "cache": measure_cache(embedder, workdir)}
+    out["service"] = measure_cache_service(workdir / "service")
+    return out
+
+
 def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,6 +117,7 @@ def main() -> None:
         results["dialogues"] = run_dialogues(Path(tmp) / "dialogues")
         print("[A] realtime voice turns (bench/realtime.py)", flush=True)
         results["realtime"] = run_realtime(Path(tmp) / "realtime")
+        results["routing"] = run_routing(Path(tmp) / "routing")
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)
@@ -121,7 +137,7 @@ def main() -> None:
     results["total_runtime_s"] = round(time.perf_counter() - t0, 1)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
     summary = (markdown(results) + "\n" + dialogue_markdown(results["dialogues"]) + "\n"
-               + realtime_markdown(results["realtime"]))
+               + realtime_markdown(results["realtime"]) + "\n\n" + routing_markdown(results["routing"]))
     (RESULTS / "summary.md").write_text(summary)
     plots = plot_all(results, RESULTS)
     print("\n" + summary)

@@ -111,6 +111,19 @@ class Settings(BaseSettings):
                                           "(1009).")
     realtime_chars_per_second: float = Field(15.0, gt=0, description="Speech rate that turns `played_ms` into "
                                              "characters heard.")
+    # Routing by query class and the semantic cache (graph/routing.py, memory/semantic_cache.py).
+    routing: bool = Field(True, description="Classify each turn (the graph's classify node) and follow its "
+                          "class's route; false: every turn takes the default route.")
+    classes_file: Path | None = Field(None, description="The classes file (JSON: examples, patterns and route "
+                                      "options per class), re-read when it changes; unset: prompts/classes.json.")
+    routes: str = Field("", description='JSON object: class → backend URL or model name, e.g. '
+                        '{"small_talk": "http://small:8080/v1", "complex": "qwen2.5-32b"}.')
+    semantic_cache: bool = Field(False, description="Answer repeated questions of cacheable classes from the "
+                                 "semantic cache (same project, API key, model, system prompt and tools).")
+    semantic_cache_threshold: float = Field(0.92, ge=0, le=1, description="MiniLM cosine similarity a question "
+                                            "needs to an earlier one to get its cached answer.")
+    semantic_cache_ttl_seconds: float = Field(3600.0, gt=0, description="Lifetime of a cached answer when its "
+                                              "class sets no ttl_seconds.")
 
     # Synthetic dialogues between two participants (POST /dialogues).
     max_concurrent_dialogues: int = Field(4, ge=1, description="Dialogues running at once; the rest wait.")
@@ -154,6 +167,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return self._split(self.cors_origins)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_json(cls, value: str) -> str:
+        from graph.routing import parse_routes  # settings import nothing of the graph at start
+
+        parse_routes(value)
+        return value
 
     @field_validator("inference_base_url", "local_model_path", "models_manifest_path", "model_cache_dir",
                      mode="before")

@@ -10,19 +10,21 @@ from langgraph.graph import END, START, StateGraph
 from graph.deps import Deps, MemoryLimits
 from graph.state import InputState, OutputState, State
 from nodes.assemble import make_assemble
+from nodes.classify import make_classify
 from nodes.infer import make_infer
 from nodes.parse_tools import make_parse_tools
 from nodes.persist import make_persist
 from nodes.recall import make_recall
 from nodes.summarise import make_summarise, summary_due
 
-NODES = ("recall", "assemble", "infer", "parse_tools", "persist", "summarise")
+NODES = ("classify", "recall", "assemble", "infer", "parse_tools", "persist", "summarise")
 
 
 def build_graph(deps: Deps) -> StateGraph:
-    """recall → assemble → infer → parse_tools → persist → summarise (once the session is long enough;
+    """classify → recall → assemble → infer → parse_tools → persist → summarise (once the session is long enough;
     otherwise the turn ends at persist)."""
     builder = StateGraph(State, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("classify", make_classify(deps))
     builder.add_node("recall", make_recall(deps))
     builder.add_node("assemble", make_assemble(deps))
     builder.add_node("infer", make_infer(deps))

@@ -7,6 +7,7 @@ from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from graph.routing import Router
 from memory.admin import MemoryAdmin
 from memory.embedder import Embedder
 from memory.entities import EntityStore
@@ -14,6 +15,7 @@ from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
+from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 
@@ -57,3 +59,7 @@ class Deps:
     """True when the caller commits each turn's episode once the turn's checkpoint is saved (the server's
     TurnRunner: a turn cut before that leaves no episode); False (`langgraph dev`, graphs driven directly):
     persist commits it at once."""
+    router: Router | None = None
+    """Classifies each turn and routes it (nodes/classify.py); None: every turn takes the default route."""
+    semantic_cache: SemanticCache | None = None
+    """Answers to earlier questions (graph/semantic.py); used only when the router enables it."""

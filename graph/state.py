@@ -52,6 +52,8 @@ class State(InputState):
     """The current prompt's budget: tokens offered, tokens sent, what was trimmed (graph/budget.py)."""
     raw_output: NotRequired[AIMessage | None]
     """The model's raw reply of the current turn (cleared by persist)."""
+    route: NotRequired[dict[str, Any] | None]
+    """The current turn's class and route, set by classify (graph/routing.py); None when unrouted."""
 
 
 class OutputState(TypedDict):

@@ -6,9 +6,11 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 
 from config.settings import Settings
+from graph.classifier import QueryClassifier
 from graph.deps import Deps, MemoryLimits
-from inference.backends import FailoverChatModel
-from inference.chat_models import contract_mode, make_backends
+from graph.routing import Router, is_url, parse_routes
+from inference.backends import Backend, CircuitBreaker, FailoverChatModel
+from inference.chat_models import contract_mode, make_backends, make_chat_model
 from memory.admin import MemoryAdmin
 from memory.db import Database
 from memory.embedder import Embedder
@@ -17,6 +19,7 @@ from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
+from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 
@@ -36,6 +39,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
     entities = EntityStore(db)
     vectors = VectorIndex(settings.chroma_dir, timeout=settings.vector_timeout_seconds,
                           max_open=settings.vector_max_open_collections)
+    cache = SemanticCache(db)
     return Deps(
         chat_model=chat_model,
         episodes=episodes,
@@ -44,7 +48,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
         embedder=embedder,
         indexer=Indexer(episodes, vectors, embedder, by=settings.episode_embedding),
         entities=entities,
-        admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder),
+        admin=MemoryAdmin(sessions, episodes, entities, vectors, embedder, cache),
         idempotency=IdempotencyStore(db),
         contract=contract_mode(settings),
         limits=MemoryLimits(
@@ -62,4 +66,24 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
             vector=settings.recall_vector_weight,
             vector_threshold=settings.recall_vector_threshold,
         ),
+        router=build_router(settings, embedder, chat_model) if settings.routing else None,
+        semantic_cache=cache,
     )
+
+
+def build_router(settings: Settings, embedder: Embedder, chat_model: BaseChatModel) -> Router:
+    """The classifier on the classes file and, for each class ROUTES sends to a backend URL, a chat model that
+    tries that backend first and then the default ones (their circuits shared with the default route)."""
+    routes = parse_routes(settings.routes)
+    fallbacks = list(chat_model.backends) if isinstance(chat_model, FailoverChatModel) else []
+    models: dict[str, BaseChatModel] = {}
+    for label, target in routes.items():
+        if is_url(target):
+            own = Backend(target, make_chat_model(settings, target),
+                          CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds))
+            models[label] = FailoverChatModel(backends=[own, *fallbacks],
+                                              first_token_timeout=settings.inference_first_token_timeout_seconds,
+                                              total_timeout=settings.inference_timeout_seconds)
+    return Router(QueryClassifier(embedder, settings.classes_file), routes, models,
+                  cache_enabled=settings.semantic_cache, cache_threshold=settings.semantic_cache_threshold,
+                  cache_ttl_seconds=settings.semantic_cache_ttl_seconds)

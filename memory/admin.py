@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from memory.embedder import Embedder
 from memory.entities import Entity, EntityStore, vector_key
 from memory.episodes import EpisodeStore
+from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore, scope_of
 from memory.vector_process import VectorIndex
 
@@ -27,16 +28,20 @@ class MemoryAdmin:
     """Blocking: call the methods through `asyncio.to_thread`."""
 
     def __init__(self, sessions: SessionStore, episodes: EpisodeStore, entities: EntityStore,
-                 vectors: VectorIndex, embedder: Embedder) -> None:
+                 vectors: VectorIndex, embedder: Embedder, cache: SemanticCache | None = None) -> None:
         self.sessions = sessions
         self.episodes = episodes
         self.entities = entities
         self.vectors = vectors
         self.embedder = embedder
+        self.cache = cache
 
     # Sessions -------------------------------------------------------------------------------------
     def forget_session(self, session_id: str) -> None:
-        """Remove a session's episodes, vectors, entities and row (its checkpoints are the caller's)."""
+        """Remove a session's episodes, vectors, entities, semantic cache entries and row (its checkpoints are
+        the caller's)."""
+        if self.cache is not None:
+            self.cache.delete_session(session_id)
         for scope, ids in self.episodes.ids_by_scope(session_id).items():
             self.vectors.delete(scope, ids)
         for entity in self.entities.of_session(session_id):
@@ -48,6 +53,8 @@ class MemoryAdmin:
         """Move a session and its memory into another project (or out of any: its owner's default scope)."""
         row = self.sessions.get(session_id) or {}
         scope = scope_of(project_id, row.get("owner"))
+        if self.cache is not None:  # its cached answers belong to the project it leaves
+            self.cache.delete_session(session_id)
         for old_scope, ids in self.episodes.ids_by_scope(session_id).items():
             if old_scope != scope:
                 self.vectors.delete(old_scope, ids)
@@ -63,6 +70,8 @@ class MemoryAdmin:
     def forget_scope(self, scope: str) -> None:
         """Close and delete a scope's vector collections (episodes and entities), once its project is gone:
         deleting ids alone left each one loaded, its files open, for the life of the vector process."""
+        if self.cache is not None:
+            self.cache.delete_scope(scope)
         self.vectors.drop(scope, vector_key(scope))
 
     # Entities -------------------------------------------------------------------------------------

@@ -44,6 +44,11 @@ def make_parse_tools(deps: Deps) -> Node:
         }
         if dropped:
             metadata["tool_calls_dropped"] = dropped
+        route = state.get("route")
+        if route:  # stored with the message: which class answered it, and whether from the semantic cache
+            metadata["query_class"] = route["class"]
+            if route.get("cache") == "hit":
+                metadata["cache"] = "hit"
         message = AIMessage(
             content=parsed.text,
             tool_calls=calls,

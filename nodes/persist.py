@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 
 from graph.config import RunOptions
 from graph.deps import Deps
+from graph.semantic import remember_reply
 from graph.state import Node, State
 from memory.episodes import Episode
 from memory.turn_recalls import build_record
@@ -64,6 +65,8 @@ def make_persist(deps: Deps) -> Node:
                 deps.sessions.record_turn(opts.thread_id)
 
         await asyncio.to_thread(write)
+        # A missed cacheable answer is kept for the question's paraphrases (the same model key infer used).
+        await remember_reply(deps, state, config, (state.get("route") or {}).get("model") or opts.model)
         if not deps.commit_after_checkpoint:  # otherwise scheduled once committed
             deps.indexer.schedule()
         return {"prompt": [], "raw_output": None}

@@ -114,6 +114,13 @@ def hit_detail(hit: FusedHit) -> dict[str, Any]:
     }
 
 
+def recall_depth(state: State, default: int) -> int:
+    """Episodes to recall this turn: the route's `recall_top_k` (0 for small talk, more for questions about
+    what was said before), else RECALL_TOP_K."""
+    depth = (state.get("route") or {}).get("recall_top_k")
+    return default if depth is None else max(0, int(depth))
+
+
 def make_recall(deps: Deps) -> Node:
     """Build the recall node."""
     limits = deps.limits
@@ -127,17 +134,20 @@ def make_recall(deps: Deps) -> Node:
         opts = RunOptions.from_config(config)
         messages = state.get("messages", [])
         query = last_user_text(messages)
-        if not query or (limits.recall_top_k == 0 and limits.entity_top_k == 0):
+        top_k = recall_depth(state, limits.recall_top_k)
+        no_memory = (state.get("route") or {}).get("recall_top_k") == 0
+        if not query or no_memory or (top_k == 0 and limits.entity_top_k == 0):
+            # Nothing to search for, or a route that wants no memory at all (small talk): no entities either.
             return {"recalled": Recalled(episodes=[], entities=[], degraded=False)}
         recent_ids = {m.id for m in messages[window_start(messages, limits.recent_messages) :] if m.id}
-        keep = limits.recall_top_k + len(recent_ids)
+        keep = top_k + len(recent_ids)
         prefetch = (config.get("configurable") or {}).get(PREFETCH_KEY)
         if isinstance(prefetch, RecallPrefetch) and prefetch.serves(opts.scope, query, keep):
             found = await prefetch.future
         else:
             found = await asyncio.to_thread(search_memory, deps, opts.scope, query, keep)
         hits = [h for h in found.episodes if not (h.episode.ai_msg_id and h.episode.ai_msg_id in recent_ids)]
-        hits = hits[: limits.recall_top_k]
+        hits = hits[:top_k]
         recalled = Recalled(episodes=[h.episode.document for h in hits],
                             entities=[h.entity.document for h in found.entities], degraded=bool(found.problems),
                             episode_hits=[hit_detail(h) for h in hits],

@@ -49,6 +49,30 @@ class Metrics:
         self.checkpoint_bytes_reclaimed = Counter("orchestrator_checkpoint_bytes_reclaimed_total",
                                                   "Bytes the checkpoint file gave back to the OS", registry=r)
 
+        # Routing and the semantic cache (graph/routing.py).
+        self.turn_class = Counter("orchestrator_turn_class_total", "Turns by query class and how it was found",
+                                  ["query_class", "method"], registry=r)
+        self.classify_latency = Histogram("orchestrator_classify_seconds", "Classification cost per turn, "
+                                          "given the query vector", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01,
+                                                                             0.025, 0.1), registry=r)
+        self.cache_lookups = Counter("orchestrator_semantic_cache_total", "Semantic cache lookups by result",
+                                     ["result"], registry=r)
+        self.cache_hit_ratio = Gauge("orchestrator_semantic_cache_hit_ratio", "Hits over lookups since start",
+                                     registry=r)
+        self.cache_saved_tokens = Counter("orchestrator_semantic_cache_saved_tokens_total", "Tokens the cached "
+                                          "answers took when they were first made", registry=r)
+        self.cache_counts: dict[str, int] = {}
+        self.cache_entries = Gauge("orchestrator_semantic_cache_entries", "Entries in the semantic cache",
+                                   registry=r)
+
+    def cache_result(self, result: str, saved_tokens: int = 0) -> None:
+        """Count a lookup (`hit` or `miss`) and keep the hit ratio current."""
+        self.cache_lookups.labels(result).inc()
+        self.cache_saved_tokens.inc(saved_tokens)
+        self.cache_counts[result] = self.cache_counts.get(result, 0) + 1
+        total = sum(self.cache_counts.values())
+        self.cache_hit_ratio.set(self.cache_counts.get("hit", 0) / total)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

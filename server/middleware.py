@@ -45,6 +45,17 @@ def route_of(scope: Scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
+def route_fields(turn: dict) -> dict:
+    """The turn's class and route for its log line (graph/routing.py); nothing for an unrouted request."""
+    route = turn.get("route")
+    if not route:
+        return {}
+    return {"query_class": route["class"], "class_confidence": route["confidence"], "class_method": route["method"],
+            "route_backend": route.get("backend"), "route_model": route.get("model"),
+            "route_recall_top_k": route.get("recall_top_k"), "route_max_tokens": route.get("max_tokens"),
+            "cache": turn.get("cache"), "classify_ms": route.get("classify_ms")}
+
+
 class RequestLog:
     """`X-Request-Id` in and out, a JSON access log line and metrics per request."""
 
@@ -93,6 +104,7 @@ class RequestLog:
                 "tool_calls_dropped": turn.get("tool_calls_dropped") or None,
                 "prompt_tokens_offered": prompt.get("tokens_offered"), "prompt_tokens_sent": prompt.get("tokens_sent"),
                 "prompt_trimmed": prompt.get("trimmed") or None,
+                **route_fields(turn),
             }})
 
 

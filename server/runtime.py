@@ -97,6 +97,8 @@ class Runtime:
             # The runner commits each turn's episode once its checkpoint is saved (server/turns/commit.py).
             deps = replace(await asyncio.to_thread(build_deps, settings, chat_model), commit_after_checkpoint=True)
             await asyncio.to_thread(deps.embedder.load)
+            if deps.router is not None:  # the classes' examples embedded now, not in the first turn
+                await asyncio.to_thread(deps.router.classifier.preload)
             if starting:
                 await starting
         except BaseException:

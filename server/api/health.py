@@ -41,6 +41,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "inference": inference,
         "circuits": {b.url: b.breaker.state for b in runtime.backends},
     }
+    routing = await asyncio.to_thread(_routing, runtime)
     healthy = (all(v == "ok" for k, v in dependencies.items() if k not in ("inference", "circuits"))
                and inference["status"] in HEALTHY_INFERENCE and "open" not in dependencies["circuits"].values())
     return {
@@ -51,4 +52,18 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "realtime": {"active_sessions": request.app.state.realtime.active},  # live voice sockets
         "checked_seconds_ago": runtime.probe.age(),
         "dependencies": dependencies,
+        "routing": routing,
     }
+
+
+def _routing(runtime: Runtime) -> dict[str, Any]:
+    """The classifier (its file, classes, last reload error), the routes and the semantic cache (blocking)."""
+    router, cache = runtime.deps.router, runtime.deps.semantic_cache
+    if router is None:
+        return {"enabled": False}
+    out = {"enabled": True, "classifier": router.classifier.public(), **router.public()}
+    if cache is not None:
+        out["semantic_cache"]["entries"] = cache.count()
+        counts = runtime.metrics.cache_counts
+        out["semantic_cache"].update(hits=counts.get("hit", 0), misses=counts.get("miss", 0))
+    return out

@@ -33,6 +33,8 @@ async def metrics(runtime: RuntimeDep) -> Response:
         m.circuit_open.labels(backend.url).set(1 if state == "open" else 0)
         for name in CIRCUIT_STATES:
             m.circuit_state.labels(backend.url, name).set(1 if state == name else 0)
+    if runtime.deps.semantic_cache is not None:
+        m.cache_entries.set(await asyncio.to_thread(runtime.deps.semantic_cache.count))
     if runtime.supervisor is not None:
         for name in NODE_STATES:
             m.node_state.labels(name).set(1 if runtime.supervisor.state == name else 0)

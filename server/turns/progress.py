@@ -50,7 +50,15 @@ class TurnProgress:
 
     def _node(self, node: str, update: dict[str, Any], elapsed: float) -> None:
         meta, metrics = self.meta, self.metrics
-        if node == "recall":
+        if node == "classify":
+            route = update.get("route")
+            if route:  # the turn's class and route, for its log line, its headers and the stored message
+                meta["route"] = route
+                meta["query_class"] = route["class"]
+                meta["cache"] = route["cache"] if route["cache"] != "off" else None
+                metrics.turn_class.labels(route["class"], route["method"]).inc()
+                metrics.classify_latency.observe(route.get("classify_ms", 0) / 1000)
+        elif node == "recall":
             recalled = update.get("recalled") or {}
             meta["recall_degraded"] = bool(recalled.get("degraded"))
             meta["recall_error"] = recalled.get("error")
@@ -63,6 +71,11 @@ class TurnProgress:
         elif node == "infer":
             self.inferred = True
             raw = update.get("raw_output")
+            route = update.get("route") or meta.get("route")  # infer returns the route only on a hit
+            if route and meta.get("cache"):
+                meta["route"], meta["cache"] = route, route["cache"]
+                cached = (raw.response_metadata or {}) if raw is not None else {}
+                metrics.cache_result(route["cache"], int(cached.get("cache_saved_tokens") or 0))
             if raw is not None:
                 meta["usage"] = raw.usage_metadata
                 meta["usage_estimated"] = (raw.response_metadata or {}).get("usage_estimated")

@@ -62,8 +62,8 @@ class TurnRunner:
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`. A request that makes no turn raises its
         ApiError (BadTurn: 400; another key's session: 404; DOUBLE_TEXTING=reject: 409)."""
-        if self.deps.limits.recall_top_k or self.deps.limits.entity_top_k:
-            # recall's query embedding starts now, beside the session's lookup and the state's load.
+        if self.deps.limits.recall_top_k or self.deps.limits.entity_top_k or self.deps.router is not None:
+            # recall's (and classify's) query embedding starts now, beside the session's lookup and the state's load.
             self.deps.embedder.prefetch(last_user_text(request.messages))
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
@@ -107,7 +107,8 @@ class TurnRunner:
         session = await asyncio.to_thread(open_session, self.deps.sessions, request.session_id,
                                           request.project_id, request.owner)
         config: RunnableConfig = {"configurable": {**request.configurable, "thread_id": request.session_id,
-                                                   "scope": scope_of(session["project_id"], session.get("owner"))}}
+                                                   "scope": scope_of(session["project_id"], session.get("owner")),
+                                                   "owner": request.owner}}  # the semantic cache's key
         if request.session_id in self._settled and not request.side_session:
             history = True  # its last turn ran here to the end: nothing to load or repair
         else:

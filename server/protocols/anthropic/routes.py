@@ -89,6 +89,8 @@ def _headers(session_id: str, meta: dict) -> dict[str, str]:
     headers = {"X-Session-Id": meta.get("session_id") or session_id}  # where the turn went (a side session?)
     if meta.get("recall_degraded"):
         headers["X-Recall-Degraded"] = "true"
+    if meta.get("cache") in ("hit", "miss"):  # only for turns the semantic cache could answer
+        headers["X-Cache"] = meta["cache"]
     return headers
 
 

@@ -35,6 +35,8 @@ def _headers(session_id: str, meta: dict) -> dict[str, str]:
     headers = {"X-Session-Id": session_id}
     if meta.get("recall_degraded"):
         headers["X-Recall-Degraded"] = "true"
+    if meta.get("cache") in ("hit", "miss"):  # only for turns the semantic cache could answer
+        headers["X-Cache"] = meta["cache"]
     return headers
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.fake_backend import default_responder
+from tests.integration.servers import ServiceProcess
 from tests.integration.test_web_page import expect, no_page_errors, open_page
 
 pytestmark = pytest.mark.integration
@@ -137,3 +138,19 @@ def test_a_browser_without_speech_apis_shows_the_toggle_disabled_and_why(browser
     assert reason in (voice.get_attribute("title") or "")
     expect(page.locator("#voice-note")).to_contain_text(f"Voice mode {reason}")
     no_page_errors(page)
+
+
+def test_voice_mode_on_a_service_with_api_keys_sends_the_tabs_key(backend, browser_page, tmp_path):
+    env = {"INFERENCE_BASE_URL": backend.base_url, "API_KEYS": "voice-secret"}
+    (tmp_path / "keyed").mkdir()
+    with ServiceProcess(tmp_path / "keyed", env) as service:
+        page = browser_page
+        page.add_init_script("sessionStorage.setItem('orchestrator.apiKey', 'voice-secret')")  # given once before
+        session = start_voice(page, service)  # the socket opens only with the key (an api-key.<key> subprotocol)
+        page.evaluate("__say('hello with a key')")
+        page.wait_for_function("__speech.spoken.some(r => r.ended && r.text === 'You said: hello with a key')")
+        messages = httpx.get(f"{service.base_url}/sessions/{session}/messages",
+                             headers={"Authorization": "Bearer voice-secret"}).json()["messages"]
+        assert [m["content"] for m in messages] == ["hello with a key", "You said: hello with a key"]
+        expect(page.locator("#error")).to_be_hidden()
+        no_page_errors(page)

@@ -334,6 +334,7 @@ async function start() {
     settled: async () => {
       if (state.current) await openSession(state.current.id);
       await refresh();
+      setTimeout(refresh, 1500); // as after a typed reply: the session's name comes just after its first turn
     },
   });
   await refresh();

@@ -77,7 +77,14 @@ class VoiceSession {
     recognition.onerror = (event) => {
       if (FATAL.has(event.error)) this.stop(`Voice mode stopped: speech recognition failed (${event.error}).`);
     };
-    recognition.onend = () => this.active && recognition.start(); // it ends after a silence: keep listening
+    recognition.onend = () => { // it ends by itself after a silence: keep listening
+      if (!this.active) return;
+      try {
+        recognition.start();
+      } catch (exc) {
+        this.stop(`Voice mode stopped: speech recognition could not restart (${exc.message}).`);
+      }
+    };
     this.recognition = recognition;
     recognition.start();
   }

@@ -4,10 +4,12 @@
 import {json, onKeyNeeded, streamChat} from "./api.js";
 import {escapeHtml, renderMarkdown} from "./markdown.js";
 import {loadEntities, searchMemory, showRecall, showSummary} from "./memory.js";
+import {installVoice} from "./voice.js";
 
 const $ = (id) => document.getElementById(id);
 const NO_PROJECT = "__none__";
 const state = {projects: [], sessions: [], current: null, turns: new Map(), controller: null, creating: null};
+let voice = {follow() {}}; // voice mode (voice.js), wired in start()
 
 function showError(exc) {
   if (exc && exc.name === "AbortError") return;
@@ -113,7 +115,8 @@ function renderMessages(messages) {
     } else if (m.role === "tool") {
       messageElement("tool", `<span class="badge">tool result</span><pre>${escapeHtml(m.content)}</pre>`);
     } else if (m.role === "assistant") {
-      const el = messageElement("assistant", renderMarkdown(m.content) + toolCallsHtml(m.toolCalls || []));
+      const cut = m.interrupted ? '<p class="muted">[interrupted: only what was heard is kept]</p>' : "";
+      const el = messageElement("assistant", renderMarkdown(m.content) + cut + toolCallsHtml(m.toolCalls || []));
       el.dataset.id = m.id;
       const turn = state.turns.get(m.id);
       if (turn) {
@@ -138,6 +141,7 @@ async function openSession(id) {
       json(`/sessions/${encodeURIComponent(id)}`), json(`/sessions/${encodeURIComponent(id)}/messages`),
       json(`/sessions/${encodeURIComponent(id)}/turns`)]);
     state.current = session;
+    voice.follow(id);
     state.turns = new Map(turns.turns.filter((t) => t.messageId).map((t) => [t.messageId, t]));
     history.replaceState(null, "", `#session=${encodeURIComponent(id)}`);
     showSessionBar(session);
@@ -285,6 +289,7 @@ function wire() {
     try {
       await json(`/sessions/${encodeURIComponent(state.current.id)}`, {method: "DELETE"});
       state.current = null;
+      voice.follow(null);
       history.replaceState(null, "", "#");
       $("session-bar").hidden = true;
       $("messages").innerHTML = '<p class="empty">Session deleted. Pick another, or start a new one.</p>';
@@ -316,6 +321,22 @@ function wire() {
 
 async function start() {
   wire();
+  voice = installVoice({
+    ensureSession: async () => {
+      if (state.creating) await state.creating;
+      return state.current || ((await newSession()) && state.current);
+    },
+    addMessage: (role, html, extraClass) => {
+      $("messages").querySelector(".empty")?.remove();
+      return messageElement(role, html, extraClass);
+    },
+    showError,
+    settled: async () => {
+      if (state.current) await openSession(state.current.id);
+      await refresh();
+      setTimeout(refresh, 1500); // as after a typed reply: the session's name comes just after its first turn
+    },
+  });
   await refresh();
   await loadModels();
   const match = location.hash.match(/^#session=(.+)$/);

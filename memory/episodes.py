@@ -238,13 +238,59 @@ class EpisodeStore:
                              (limit,))
         return [_stored(r) for r in rows]
 
-    def mark_indexed(self, ids: list[str]) -> None:
-        """Record that these episodes are in the vector index."""
+    def mark_indexed(self, ids: list[str], documents: list[str] | None = None) -> None:
+        """Record that these episodes are in the vector index; with `documents` (what was embedded), only
+        those still holding that text: one rewritten meanwhile (`rewrite_reply`) stays pending."""
         if not ids:
             return
-        marks = ",".join("?" * len(ids))
         with self.db.transaction() as conn:
+            if documents is not None:
+                conn.executemany("UPDATE episodes SET indexed = 1 WHERE id = ? AND document = ?",
+                                 list(zip(ids, documents, strict=True)))
+                return
+            marks = ",".join("?" * len(ids))
             conn.execute(f"UPDATE episodes SET indexed = 1 WHERE id IN ({marks})", tuple(ids))
+
+    def by_reply(self, ai_msg_id: str) -> StoredEpisode | None:
+        """The committed episode that ended with this reply, or None."""
+        rows = self.db.query("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1", (ai_msg_id,))
+        return _stored(rows[0]) if rows else None
+
+    def rewrite_reply(self, ai_msg_id: str, assistant_text: str) -> StoredEpisode | None:
+        """Replace the assistant's words of the committed episode that ended with this reply (a reply its user
+        cut off: what they heard of it), and its rows in both FTS5 tables, in one transaction. It is left
+        unindexed, and the indexer embeds it again (drop its old vector first: `by_reply` finds it; an old
+        vector the indexer adds meanwhile is replaced, see `mark_indexed`). None if no committed episode ends
+        with that reply."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1",
+                               (ai_msg_id,)).fetchone()
+            if row is None:
+                return None
+            document = render_document(row["user_text"], assistant_text, row["created_at"])
+            conn.execute("UPDATE episodes SET assistant_text = ?, document = ?, indexed = 0 WHERE seq = ?",
+                         (assistant_text, document, row["seq"]))
+            for table in FTS_TABLES:  # a row the recent table has already let go of stays out of it
+                conn.execute(f"UPDATE {table} SET document = ? WHERE rowid = ?", (document, row["seq"]))
+        return _stored({**dict(row), "document": document})
+
+    def remove_reply(self, ai_msg_id: str,
+                     also: Callable[[sqlite3.Connection], None] | None = None) -> StoredEpisode | None:
+        """Delete the committed episode that ended with this reply (its turn was taken back), with its FTS5
+        rows and recall record, and run `also(conn)` in the same transaction (the server uncounts the turn
+        there). Its vector is the caller's. None if no committed episode ends with that reply."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1",
+                               (ai_msg_id,)).fetchone()
+            if row is None:
+                return None
+            for table in FTS_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (row["seq"],))
+            conn.execute("DELETE FROM turn_recalls WHERE episode_id = ?", (row["id"],))
+            conn.execute("DELETE FROM episodes WHERE seq = ?", (row["seq"],))
+            if also is not None:
+                also(conn)
+        return _stored(row)
 
     def count(self) -> int:
         """How many episodes are stored."""

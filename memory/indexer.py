@@ -115,5 +115,6 @@ class Indexer:
                 [vectors[i] for i in rows],
                 [pending[i].document for i in rows],
             )
-        self.episodes.mark_indexed([e.id for e in pending])
+        # An episode rewritten while it was embedded (a reply cut to what was heard) stays pending: next pass.
+        self.episodes.mark_indexed([e.id for e in pending], [e.document for e in pending])
         return len(pending)

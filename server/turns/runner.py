@@ -35,6 +35,7 @@ from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
 from server.turns.progress import TurnProgress
 from server.turns.storable import is_storage_failure, storage_error, turn_input_problem
+from server.turns.truncate import Truncation, truncate_reply
 from server.turns.types import BadTurn, TurnEvent, TurnRequest, new_messages
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,16 @@ class TurnRunner:
             if reply is not None:
                 self.metrics.turns.labels("interrupted").inc()
             return reply
+
+    async def truncate_reply(self, session_id: str, reply_id: str, heard: str) -> Truncation:
+        """A stored reply its user cut off while it still played: keep only its `heard` part, marked
+        interrupted, or take the turn back if nothing was heard (server/turns/truncate.py)."""
+        async with self.exclusive(session_id):  # waits for the reply's run (its summary) to end
+            self.forget(session_id)  # the turn may be gone: the next one loads the checkpoint afresh
+            outcome = await truncate_reply(self.graph, self.deps, session_id, reply_id, heard)
+            if outcome != "unchanged":
+                self.metrics.turns.labels("interrupted").inc()
+            return outcome
 
     def _check_input(self, fresh: list[BaseMessage], request: TurnRequest) -> None:
         """BadTurn for new messages over MAX_MESSAGE_CHARS or values the checkpoint could not store. New

@@ -20,11 +20,17 @@ pytestmark = pytest.mark.integration
 STORY = " ".join(f"Sentence number {i} is here." for i in range(40))  # ~1000 characters, ~150 pieces
 
 
+LIGHTHOUSE = "The lighthouse keeper fed the gulls at dawn. Then a zeppelin dropped marmalade on Quibbleton."
+LIGHTHOUSE_HEARD = LIGHTHOUSE[: LIGHTHOUSE.index(" Then")]  # the tail's words appear nowhere else
+
+
 def story_responder(body: dict) -> str:
-    """A long reply to "tell me a long story"; the scripted echo otherwise."""
+    """A long reply to "tell me a long story", a short one about the lighthouse; the scripted echo otherwise."""
     last = str((body.get("messages") or [{}])[-1].get("content"))
     if "long story" in last:
         return json.dumps({"assistant_response": STORY, "tool_calls": []})
+    if last.endswith("the lighthouse"):
+        return json.dumps({"assistant_response": LIGHTHOUSE, "tool_calls": []})
     return default_responder(body)
 
 
@@ -178,6 +184,77 @@ def test_barge_in_before_anything_was_played_stores_nothing(service, node):
         ready = read_until(ws, of_type("response_ready"))[-1]
     assert ready["text"] == "You said: wait stop"
     assert [m["content"] for m in history(service, session)] == ["wait stop", "You said: wait stop"]
+
+
+def _complete_lighthouse_reply(ws) -> dict:
+    """Ask for the lighthouse reply and wait until it is complete and stored (its audio still to play)."""
+    send(ws, {"type": "text", "text": "tell me about the lighthouse"})
+    frames = read_until(ws, is_state("IDLE"))
+    ready = next(f for f in frames if f["type"] == "response_ready")
+    assert ready["text"] == LIGHTHOUSE
+    return ready
+
+
+def memory_search(service: ServiceProcess, query: str) -> list[dict]:
+    reply = httpx.post(f"{service.base_url}/memory/search", json={"query": query, "k": 50}, timeout=30)
+    assert reply.status_code == 200
+    return reply.json()["results"]
+
+
+def test_a_barge_in_while_a_complete_reply_plays_keeps_what_was_heard(service, node):
+    session = session_id()
+    with open_voice(service.base_url, session) as ws:
+        ready = _complete_lighthouse_reply(ws)
+        send(ws, {"type": "playback", "spoken_chars": len(LIGHTHOUSE_HEARD)})
+        send(ws, {"type": "interrupt"})
+        assert states(read_until(ws, is_state("LISTENING"))) == ["INTERRUPT", "LISTENING"]
+        stored = history(service, session)
+        assert [(m["role"], m["content"], m.get("interrupted")) for m in stored] == [
+            ("user", "tell me about the lighthouse", None), ("assistant", LIGHTHOUSE_HEARD, True)]
+        assert stored[1]["id"] == ready["message_id"]  # the same message, cut back
+        # Memory holds the heard words, and nothing of the tail (lexically or through its vector).
+        heard_hits = [h for h in memory_search(service, "lighthouse keeper gulls") if h["sessionId"] == session]
+        assert len(heard_hits) == 1 and heard_hits[0]["text"].endswith(f"Assistant: {LIGHTHOUSE_HEARD}")
+        assert heard_hits[0]["scoreParts"]["lexical"] is not None
+        tail_hits = memory_search(service, "zeppelin marmalade Quibbleton")
+        assert all("zeppelin" not in h["text"] and h["scoreParts"]["lexical"] is None for h in tail_hits)
+        # The episode was embedded again: the vector search finds it, with the heard text.
+        wait_for(lambda: any(h["sessionId"] == session and h["scoreParts"]["vector"] is not None
+                             for h in memory_search(service, "tell me about the lighthouse")))
+        # The next turn's prompt carries the heard part only.
+        send(ws, {"type": "text", "text": "and after that"})
+        assert read_until(ws, of_type("response_ready"))[-1]["text"] == "You said: and after that"
+    prompt = node.turn_prompts()[-1]
+    assert LIGHTHOUSE_HEARD in prompt and "zeppelin" not in prompt
+    assert [m["content"] for m in history(service, session)] == [
+        "tell me about the lighthouse", LIGHTHOUSE_HEARD, "and after that", "You said: and after that"]
+
+
+def test_a_complete_reply_nothing_of_which_was_played_is_taken_back(service):
+    session = session_id()
+    with open_voice(service.base_url, session) as ws:
+        _complete_lighthouse_reply(ws)
+        send(ws, {"type": "playback", "spoken_chars": 0})
+        send(ws, {"type": "stt_fragment", "text": "hold on", "is_final": False})  # the user speaks over it
+        assert "INTERRUPT" in states(read_until(ws, is_state("LISTENING")))
+        assert history(service, session) == []
+        assert not [h for h in memory_search(service, "lighthouse keeper gulls") if h["sessionId"] == session]
+        info = httpx.get(f"{service.base_url}/sessions/{session}", timeout=30).json()
+        assert (info["episodeCount"], info["turnCount"], info["messageCount"]) == (0, 0, 0)
+        send(ws, {"type": "stt_fragment", "text": "hold on please", "is_final": True})
+        send(ws, {"type": "vad_end", "confidence": 0.9})
+        assert read_until(ws, of_type("response_ready"))[-1]["text"] == "You said: hold on please"
+    assert [m["content"] for m in history(service, session)] == ["hold on please", "You said: hold on please"]
+
+
+def test_a_client_that_reports_no_playback_keeps_complete_replies_whole(service):
+    session = session_id()
+    with open_voice(service.base_url, session) as ws:
+        _complete_lighthouse_reply(ws)
+        send(ws, {"type": "interrupt"})  # nothing in flight, and no playback to say what was heard
+        send(ws, {"type": "text", "text": "next one"})
+        assert read_until(ws, of_type("response_ready"))[-1]["text"] == "You said: next one"
+    assert [m["content"] for m in history(service, session)][:2] == ["tell me about the lighthouse", LIGHTHOUSE]
 
 
 def test_a_second_connection_takes_the_session_over(service):

@@ -36,7 +36,9 @@ class Generation:
         self.heard_chars = 0
         self.first_token_at: float | None = None
         self.completed = False
-        """The reply was stored whole (a barge-in after this keeps it as it is)."""
+        """The reply was stored whole (a barge-in after this cuts the stored reply: TurnRunner.truncate_reply)."""
+        self.reply_id: str | None = None
+        """The stored reply's message id, once completed."""
         self.sentences = msg.Sentences()
         self.task = asyncio.create_task(self._run())
 
@@ -50,6 +52,10 @@ class Generation:
     def heard(self) -> str:
         """The part of the reply the user has heard: at most what was streamed."""
         return self.streamed[: self.heard_chars]
+
+    def wholly_heard(self) -> bool:
+        """The speaker has played all of the reply (so far)."""
+        return self.heard_chars >= len(self.streamed)
 
     async def _run(self) -> None:
         voice = self.voice
@@ -85,6 +91,7 @@ class Generation:
     async def _final(self, event: TurnEvent) -> None:
         self.completed = True
         reply: AIMessage = event.reply
+        self.reply_id = reply.id
         now = time.perf_counter()
         if self.first_token_at is None:  # nothing streamed (a reply that is only tool calls): thinking ends now
             self.first_token_at = now

@@ -3,7 +3,9 @@ SPEAKING (tokens) → IDLE, and INTERRUPT when the user barges in.
 
 Frames are handled one at a time (the silence timer takes the same lock); the reply runs in its own task
 (generation.py), so a barge-in can arrive while it streams. A barge-in cancels the reply at once, waits for
-the turn engine to roll the run back, and stores only what the user heard (TurnRunner.end_interrupted).
+the turn engine to roll the run back, and stores only what the user heard (TurnRunner.end_interrupted). A
+reply already complete whose audio still plays (the client reports `playback` and has not played all of it)
+is cut back the same way once stored (TurnRunner.truncate_reply).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class VoiceSocket:
         self.finals: list[str] = []
         self.partial = ""
         self.generation: Generation | None = None
+        self.playing: Generation | None = None
+        """The last reply, complete, that the speaker may still be playing (until `playback` covers it)."""
+        self.reports_playback = False
+        """The client sends `playback`: what it has not yet reported played, the user has not heard. A client
+        that never does (text, a TTS without progress) is taken to have heard each complete reply whole."""
         self.prefetch: RecallPrefetch | None = None
         self.closed = False
         self._act = asyncio.Lock()
@@ -91,8 +98,12 @@ class VoiceSocket:
                 self._forget_utterance()  # the typed turn supersedes anything half-spoken
                 await self._answer(frame.text.strip(), time.perf_counter())
             elif isinstance(frame, msg.Playback):
-                if self.generation is not None:
-                    self.generation.played(frame.spoken_chars, frame.played_ms, self.settings.realtime_chars_per_second)
+                self.reports_playback = True
+                target = self.generation or self.playing
+                if target is not None:
+                    target.played(frame.spoken_chars, frame.played_ms, self.settings.realtime_chars_per_second)
+                if self.playing is not None and self.playing.wholly_heard():
+                    self.playing = None  # all of it was played: a later barge-in has nothing to cut
             elif await self._barge_in():  # interrupt
                 await self.set_state("LISTENING")
 
@@ -139,6 +150,7 @@ class VoiceSocket:
     async def _answer(self, text: str, ended_at: float) -> None:
         prefetch = self.prefetch if self.prefetch is not None and self.prefetch.query == text else None
         self.prefetch = None
+        self.playing = None
         await self.set_state("THINKING")
         self.generation = Generation(self, text, ended_at, prefetch)
 
@@ -164,11 +176,11 @@ class VoiceSocket:
 
     # -- barge-in -----------------------------------------------------------------------------------------
     async def _barge_in(self) -> bool:
-        """Cut the reply in flight, if any: True if there was one."""
-        generation = self.generation
+        """Cut the reply in flight, or the complete one still playing, if any: True if there was one."""
+        generation = self.generation or self._still_playing()
+        self.generation = self.playing = None
         if generation is None:
             return False
-        self.generation = None
         self.hub.barge_ins.inc()
         await self.set_state("INTERRUPT")
         await self._stop(generation)
@@ -180,17 +192,28 @@ class VoiceSocket:
             generation.task.cancel()
             await asyncio.wait({generation.task})
             self.hub.cancelled.inc()
-        if not generation.completed:
-            try:
+        try:
+            if not generation.completed:
                 await self.runtime.turns.end_interrupted(self.session_id, generation.user, generation.heard())
-            except Exception:
-                log.exception("session %s: storing the heard part of an interrupted reply failed", self.session_id)
-                await self.emit(msg.error("storage_error", "the interrupted reply could not be stored"))
+            elif generation.reply_id and self.reports_playback and not generation.wholly_heard():
+                await self.runtime.turns.truncate_reply(self.session_id, generation.reply_id, generation.heard())
+        except Exception:
+            log.exception("session %s: storing the heard part of an interrupted reply failed", self.session_id)
+            await self.emit(msg.error("storage_error", "the interrupted reply could not be stored"))
+
+    def _still_playing(self) -> Generation | None:
+        """The complete reply the client has not reported played to the end (None if it does not report)."""
+        playing = self.playing
+        if playing is None or not self.reports_playback or playing.wholly_heard():
+            return None
+        return playing
 
     async def generation_ended(self, generation: Generation) -> None:
         """The reply is stored (or failed): back to IDLE, unless a newer turn has started."""
         if self.generation is generation:
             self.generation = None
+            if generation.completed:
+                self.playing = generation  # a barge-in while it still plays cuts it back to what was heard
             await self.set_state("IDLE")
 
     # -- end ----------------------------------------------------------------------------------------------
@@ -208,7 +231,7 @@ class VoiceSocket:
         """The socket is closing: timers stop, a reply in flight is cut (what was heard is kept)."""
         self._cancel(self._silence)
         self._cancel(self._stable)
-        generation, self.generation = self.generation, None
+        generation, self.generation, self.playing = self.generation, None, None
         if generation is not None:
             await self._stop(generation)
 

@@ -143,6 +143,21 @@ class EpisodeStore:
             if committed:
                 self._index_lexically(conn, [(cur.lastrowid or 0, episode.scope, episode.document)])
 
+    def add_uncommitted(self, episodes: list[Episode]) -> None:
+        """Store many episodes in one transaction, invisible until `commit_session` (an import: its
+        checkpoint is written between the two, as a turn's is)."""
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text,"
+                " document, created_at, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                [(e.id, e.session_id, e.scope, e.user_msg_id, e.ai_msg_id, e.user_text, e.assistant_text,
+                  e.document, e.created_at) for e in episodes])
+
+    def message_ids(self, session_id: str) -> set[str]:
+        """The message ids the session's episodes were made of (an import skips them: idempotent)."""
+        rows = self.db.query("SELECT user_msg_id, ai_msg_id FROM episodes WHERE session_id = ?", (session_id,))
+        return {i for r in rows for i in (r["user_msg_id"], r["ai_msg_id"]) if i}
+
     def _index_lexically(self, conn, rows: list[tuple[int, str, str]]) -> None:
         """FTS5 rows for (seq, scope, document), and the recent table trimmed to its size."""
         for table in FTS_TABLES:

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings
-from server.api import entities, health, memory, models, projects, sessions
+from server.api import entities, health, memory, models, projects, sessions, transfer
 from server.api import metrics as metrics_routes
 from server.dialogues.service import DialogueService
 from server.errors import install_error_handlers
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
     for module in (health, metrics_routes, openai_routes, anthropic_routes, models, seed001, sessions, projects,
-                   entities, memory, dialogues):
+                   entities, memory, dialogues, transfer):
         app.include_router(module.router)
     install_langserve(app)
     return app

@@ -1,0 +1,128 @@
+"""Import and export through the real server and a real HTTP client (httpx): recall finds what was imported,
+dated as given; a bad line stores nothing; a retry stores nothing twice; export round-trips; projects stay apart."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.integration.servers import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def service(backend, tmp_path_factory):
+    with ServiceProcess(tmp_path_factory.mktemp("transfer"), {"INFERENCE_BASE_URL": backend.base_url}) as svc:
+        yield svc
+
+
+@pytest.fixture()
+def client(service):
+    with httpx.Client(base_url=service.base_url, timeout=120) as c:
+        yield c
+
+
+def conversation(n: int, tag: str) -> list[dict]:
+    """`n` alternating messages, one a day from 2023-05-01, the 5th holding a fact unique to `tag`."""
+    out = []
+    for i in range(n):
+        role = "user" if i % 2 == 0 else "assistant"
+        text = (f"My sister {tag} adopted a greyhound called Zephyrine{tag}" if i == 4
+                else f"small talk number {i} about the weather")
+        out.append({"role": role, "content": text, "name": "Caroline" if role == "user" else "Melanie",
+                    "timestamp": f"2023-05-{i + 1:02d}T10:00:00Z"})
+    return out
+
+
+def jsonl(lines: list[dict]) -> str:
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+def search(client: httpx.Client, query: str, project: str | None) -> list[dict]:
+    body = {"query": query, "k": 10, **({"projectId": project} if project else {})}
+    done = client.post("/memory/search", json=body)
+    assert done.status_code == 200, done.text
+    return done.json()["results"]
+
+
+def test_import_then_recall_finds_the_fact_dated_as_given(client):
+    client.post("/projects", json={"id": "imp-a", "name": "A"}).raise_for_status()
+    done = client.post("/sessions/imp-s1/import", params={"projectId": "imp-a"},
+                       json={"messages": conversation(10, "alpha")})
+    assert done.status_code == 200, done.text
+    assert done.json() == {"sessionId": "imp-s1", "projectId": "imp-a", "imported": 10, "skipped": 0,
+                           "episodes": 5, "entities": 0}
+    hits = search(client, "what dog did the sister adopt? Zephyrinealpha", "imp-a")
+    top = hits[0]
+    assert "Zephyrinealpha" in top["text"] and top["sessionId"] == "imp-s1"
+    assert top["createdAt"].startswith("2023-05-05")  # the exchange's first message's time
+    assert top["scoreParts"]["vector"] is not None  # embedded before the import answered
+    memory = client.get("/sessions/imp-s1/memory").json()
+    assert [e["createdAt"][:10] for e in memory["recentEpisodes"]] == [f"2023-05-{d:02d}" for d in (1, 3, 5, 7, 9)]
+    messages = client.get("/sessions/imp-s1/messages").json()["messages"]
+    assert [m["content"] for m in messages] == [m["content"] for m in conversation(10, "alpha")]
+
+
+def test_a_bad_line_names_its_number_and_stores_nothing(client):
+    lines = [json.dumps(m) for m in conversation(30, "broken")]
+    lines[16] = '{"role": "user", "content": 17'  # line 17 of 30 is not JSON
+    done = client.post("/sessions/imp-bad/import", content="\n".join(lines),
+                       headers={"Content-Type": "application/x-ndjson"})
+    assert done.status_code == 400 and "line 17" in done.json()["error"]["message"], done.text
+    lines[16] = json.dumps({"role": "narrator", "content": "x"})  # JSON, but no such role
+    done = client.post("/sessions/imp-bad/import", content="\n".join(lines))
+    assert done.status_code == 400 and "line 17" in done.json()["error"]["message"], done.text
+    assert client.get("/sessions/imp-bad").status_code == 404
+    assert not [h for h in search(client, "Zephyrinebroken greyhound", None) if "Zephyrinebroken" in h["text"]]
+
+
+def test_a_retried_import_stores_nothing_twice(client):
+    body = jsonl(conversation(8, "retry"))
+    first = client.post("/sessions/imp-retry/import", content=body).json()
+    again = client.post("/sessions/imp-retry/import", content=body).json()
+    assert (first["imported"], again["imported"], again["skipped"]) == (8, 0, 8)
+    assert len(client.get("/sessions/imp-retry/messages").json()["messages"]) == 8
+    assert client.get("/sessions/imp-retry").json()["episodeCount"] == 4
+    assert len([h for h in search(client, "Zephyrineretry greyhound", None) if "Zephyrineretry" in h["text"]]) == 1
+
+
+def test_export_round_trips_through_import(client):
+    entity = {"type": "entity", "name": "Zephyrine", "entityType": "pet", "notes": "a greyhound"}
+    client.post("/sessions/imp-rt/import", params={"projectId": "imp-rt-from"},
+                content=jsonl([*conversation(6, "roundtrip"), entity])).raise_for_status()
+    exported = client.get("/sessions/imp-rt/export")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/x-ndjson")
+    assert entity in [json.loads(line) for line in exported.text.splitlines()]
+    client.post("/sessions/imp-rt-copy/import", params={"projectId": "imp-rt-to"},
+                content=exported.text).raise_for_status()
+    copy = client.get("/sessions/imp-rt-copy/export").text
+
+    def body(text: str) -> list[dict]:
+        return [line for line in map(json.loads, text.splitlines()) if line["type"] != "session"]
+
+    assert body(copy) == body(exported.text)
+    messages = [line for line in body(copy) if line["type"] == "message"]
+    assert [m["content"] for m in messages] == [m["content"] for m in conversation(6, "roundtrip")]
+    assert messages[2]["timestamp"].startswith("2023-05-03") and messages[2]["name"] == "Caroline"
+
+
+def test_project_export_holds_each_session(client):
+    client.post("/projects", json={"id": "imp-p", "name": "P"}).raise_for_status()
+    for s in ("imp-p1", "imp-p2"):
+        client.post(f"/sessions/{s}/import", params={"projectId": "imp-p"},
+                    content=jsonl(conversation(4, s))).raise_for_status()
+    lines = [json.loads(x) for x in client.get("/projects/imp-p/export").text.splitlines()]
+    assert [line["id"] for line in lines if line["type"] == "session"] == ["imp-p1", "imp-p2"]
+    assert sum(line["type"] == "message" for line in lines) == 8
+
+
+def test_an_import_into_one_project_is_never_recalled_in_another(client):
+    client.post("/projects", json={"id": "imp-b", "name": "B"}).raise_for_status()
+    client.post("/sessions/imp-sb/import", params={"projectId": "imp-b"},
+                json={"messages": conversation(10, "bravo")}).raise_for_status()
+    assert any("Zephyrinebravo" in h["text"] for h in search(client, "Zephyrinebravo greyhound", "imp-b"))
+    for query in ("Zephyrinebravo greyhound", "my sister adopted a dog"):
+        assert all(h["sessionId"] == "imp-s1" for h in search(client, query, "imp-a"))

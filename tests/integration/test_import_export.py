@@ -4,6 +4,10 @@ dated as given; a bad line stores nothing; a retry stores nothing twice; export 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +15,8 @@ import pytest
 from tests.integration.servers import ServiceProcess
 
 pytestmark = pytest.mark.integration
+START = datetime(2023, 5, 1, 10, tzinfo=UTC)
+CLI = [str(Path(sys.executable).with_name("orchestrator"))]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def conversation(n: int, tag: str) -> list[dict]:
         text = (f"My sister {tag} adopted a greyhound called Zephyrine{tag}" if i == 4
                 else f"small talk number {i} about the weather")
         out.append({"role": role, "content": text, "name": "Caroline" if role == "user" else "Melanie",
-                    "timestamp": f"2023-05-{i + 1:02d}T10:00:00Z"})
+                    "timestamp": (START + timedelta(days=i)).isoformat().replace("+00:00", "Z")})
     return out
 
 
@@ -126,3 +132,27 @@ def test_an_import_into_one_project_is_never_recalled_in_another(client):
     assert any("Zephyrinebravo" in h["text"] for h in search(client, "Zephyrinebravo greyhound", "imp-b"))
     for query in ("Zephyrinebravo greyhound", "my sister adopted a dog"):
         assert all(h["sessionId"] == "imp-s1" for h in search(client, query, "imp-a"))
+
+
+def test_cli_imports_a_file_in_parts_with_progress_and_resumes(service, client, tmp_path):
+    path = tmp_path / "long.jsonl"
+    path.write_text(jsonl(conversation(2400, "cli")))  # three parts of at most 1,000 messages
+    args = [*CLI, "import", str(path), "--session", "imp-cli", "--base-url", service.base_url]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:3] == ["1000/2400 messages (1000 new)", "2000/2400 messages (2000 new)",
+                                            "2400/2400 messages (2400 new)"]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "imported 0 messages" in again.stdout, again.stdout + again.stderr
+    assert client.get("/sessions/imp-cli").json()["episodeCount"] == 1200
+
+
+def test_cli_names_a_bad_line_and_sends_nothing(service, client, tmp_path):
+    lines = [json.dumps(m) for m in conversation(30, "clibad")]
+    lines[16] = "not json"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines))
+    done = subprocess.run([*CLI, "import", str(path), "--session", "imp-clibad", "--base-url", service.base_url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "line 17" in done.stderr, done.stderr
+    assert client.get("/sessions/imp-clibad").status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -17,10 +18,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from server.api.projects import get_project_or_404
+from server.api.schemas import ID_PATTERN
 from server.api.sessions import get_session_or_404
 from server.deps import OwnerDep, RuntimeDep
 from server.errors import ApiError
 from server.turns.importer import export_session, import_transcript
+from server.turns.session_ids import validate_session_id
 from server.turns.transcript_lines import ImportedMessage, LineError, parse
 
 router = APIRouter(tags=["transfer"])
@@ -70,7 +73,11 @@ async def import_session(session_id: str, request: Request, runtime: RuntimeDep,
         if len(message.content) > settings.max_message_chars:
             raise ApiError(400, f"Nothing imported: message {i} is over {settings.max_message_chars} characters "
                            "(MAX_MESSAGE_CHARS).", param="content")
-    result = await import_transcript(runtime.turns, session_id, projectId or x_project_id, owner, transcript)
+    validate_session_id(session_id, "session_id")
+    project = projectId or x_project_id or None
+    if project is not None and not re.fullmatch(ID_PATTERN, project):
+        raise ApiError(400, f"projectId must match {ID_PATTERN}.", param="projectId")
+    result = await import_transcript(runtime.turns, session_id, project, owner, transcript)
     return ImportResultPublic(sessionId=result.session_id, projectId=result.project_id, imported=result.imported,
                               skipped=result.skipped, episodes=result.episodes, entities=result.entities)
 

@@ -82,7 +82,7 @@ def _record(obj: object, number: int, where: str, out: Transcript) -> None:
     if not isinstance(obj, dict):
         raise LineError(number, "not a JSON object", where)
     kind = obj.get("type", "message")
-    model = RECORDS.get(kind)
+    model = RECORDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise LineError(number, f"unknown type {kind!r} (message, session or entity)", where)
     try:

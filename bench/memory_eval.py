@@ -102,6 +102,7 @@ def run_memory_eval(workdir: Path, quick: bool = False, env: dict[str, str] | No
     files = files or sorted(DEV.glob("*.json"))[: 1 if quick else None]
     if not files:
         return {"skipped": f"no LoCoMo dev files under {DEV}"}
+    workdir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     latencies: list[float] = []
     episodes, import_s, left_out = 0, 0.0, 0

@@ -51,10 +51,13 @@ UNCOMMITTED_INDEX = "CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes
 FTS_TABLES = ("episodes_fts", "episodes_recent_fts")
 
 
-def render_document(user_text: str, assistant_text: str, created_at: float) -> str:
-    """The text that is indexed: dated, with speaker labels (both measurably improve recall)."""
+def render_document(user_text: str, assistant_text: str, created_at: float,
+                    speakers: tuple[str | None, str | None] = (None, None)) -> str:
+    """The text that is indexed: dated, with speaker labels (both measurably improve recall); an imported
+    conversation's speakers by name."""
     day = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")
-    return f"[{day}] User: {user_text.strip()}\nAssistant: {assistant_text.strip()}"
+    user, assistant = speakers[0] or "User", speakers[1] or "Assistant"
+    return f"[{day}] {user}: {user_text.strip()}\n{assistant}: {assistant_text.strip()}"
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,13 @@ class Episode:
     ai_msg_id: str | None = None
     created_at: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    speakers: tuple[str | None, str | None] = (None, None)
+    """Names the document labels the two sides with (an import's `name`s); None: User and Assistant."""
 
     @property
     def document(self) -> str:
         """The indexed text of this episode."""
-        return render_document(self.user_text, self.assistant_text, self.created_at)
+        return render_document(self.user_text, self.assistant_text, self.created_at, self.speakers)
 
 
 @dataclass(frozen=True)

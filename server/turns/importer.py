@@ -63,7 +63,8 @@ def exchanges(session_id: str, scope: str, messages: list[tuple[BaseMessage, flo
                            user_text="\n".join(m.text for m, _ in pending),
                            assistant_text=reply[0].text if reply else "",
                            user_msg_id=pending[0][0].id if pending else None, ai_msg_id=last[0].id,
-                           created_at=first[1]))
+                           created_at=first[1],
+                           speakers=(pending[0][0].name if pending else None, reply[0].name if reply else None)))
         pending.clear()
 
     for item in messages:

@@ -65,6 +65,7 @@ def test_import_then_recall_finds_the_fact_dated_as_given(client):
     top = hits[0]
     assert "Zephyrinealpha" in top["text"] and top["sessionId"] == "imp-s1"
     assert top["createdAt"].startswith("2023-05-05")  # the exchange's first message's time
+    assert top["text"].startswith("[2023-05-05] Caroline: My sister") and "\nMelanie: " in top["text"]  # speakers
     assert top["scoreParts"]["vector"] is not None  # embedded before the import answered
     memory = client.get("/sessions/imp-s1/memory").json()
     assert [e["createdAt"][:10] for e in memory["recentEpisodes"]] == [f"2023-05-{d:02d}" for d in (1, 3, 5, 7, 9)]

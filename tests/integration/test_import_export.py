@@ -73,6 +73,16 @@ def test_import_then_recall_finds_the_fact_dated_as_given(client):
     assert [m["content"] for m in messages] == [m["content"] for m in conversation(10, "alpha")]
 
 
+def test_a_turn_after_an_import_goes_on_from_it(client):
+    client.post("/sessions/imp-turn/import", json={"messages": conversation(6, "turn")}).raise_for_status()
+    done = client.post("/v1/chat/completions", headers={"X-Session-Id": "imp-turn"},
+                       json={"model": "m", "messages": [{"role": "user", "content": "and the greyhound?"}]})
+    assert done.status_code == 200, done.text
+    messages = client.get("/sessions/imp-turn/messages").json()["messages"]
+    assert [m["role"] for m in messages[-2:]] == ["user", "assistant"] and len(messages) == 8
+    assert client.get("/sessions/imp-turn").json()["episodeCount"] == 4
+
+
 def test_a_bad_line_names_its_number_and_stores_nothing(client):
     lines = [json.dumps(m) for m in conversation(30, "broken")]
     lines[16] = '{"role": "user", "content": 17'  # line 17 of 30 is not JSON

@@ -167,3 +167,16 @@ def test_cli_names_a_bad_line_and_sends_nothing(service, client, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "line 17" in done.stderr, done.stderr
     assert client.get("/sessions/imp-clibad").status_code == 404
+
+
+def test_another_keys_session_can_be_neither_imported_into_nor_exported(backend, tmp_path):
+    env = {"INFERENCE_BASE_URL": backend.base_url, "API_KEYS": "k1,k2", "API_KEY_SCOPED_SESSIONS": "true"}
+    with ServiceProcess(tmp_path, env) as svc, httpx.Client(base_url=svc.base_url, timeout=120) as c:
+        one, two = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+        body = {"messages": conversation(6, "scoped")}
+        assert c.post("/sessions/mine/import", json=body, headers=one).status_code == 200
+        assert c.post("/sessions/mine/import", json=body, headers=two).status_code == 404
+        assert c.get("/sessions/mine/export", headers=two).status_code == 404
+        assert c.post("/sessions/mine/import", json=body).status_code == 401
+        exported = c.get("/sessions/mine/export", headers=one)
+        assert exported.status_code == 200 and "Zephyrinescoped" in exported.text

@@ -5,7 +5,7 @@ Phases, each with its own store under a temporary directory and the service as a
      race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients),
      the prompt budget of a Claude-Code-shaped request, checkpoint bytes with and without retention, and
      the dialogues (bench/dialogues.py), realtime voice turns (bench/realtime.py), routing and the semantic
-     cache (bench/classify.py);
+     cache (bench/classify.py), LoCoMo recall on one dev conversation (bench/memory_eval.py --quick);
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store;
@@ -36,6 +36,8 @@ from bench.concurrency import run_concurrency  # noqa: E402
 from bench.dialogues import markdown as dialogue_markdown  # noqa: E402
 from bench.dialogues import run_dialogues  # noqa: E402
 from bench.fake_backend import BackendProcess  # noqa: E402
+from bench.memory_eval import markdown as memory_eval_markdown  # noqa: E402
+from bench.memory_eval import run_memory_eval  # noqa: E402
 from bench.overhead import run_overhead  # noqa: E402
 from bench.peer_race import run_peer_race  # noqa: E402
 from bench.plots import plot_all  # noqa: E402
@@ -118,6 +120,8 @@ def main() -> None:
         print("[A] realtime voice turns (bench/realtime.py)", flush=True)
         results["realtime"] = run_realtime(Path(tmp) / "realtime")
         results["routing"] = run_routing(Path(tmp) / "routing")
+        print("[A] LoCoMo recall, --quick (bench/memory_eval.py)", flush=True)
+        results["memory_eval"] = run_memory_eval(Path(tmp) / "locomo", quick=True)
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)
@@ -137,7 +141,8 @@ def main() -> None:
     results["total_runtime_s"] = round(time.perf_counter() - t0, 1)
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
     summary = (markdown(results) + "\n" + dialogue_markdown(results["dialogues"]) + "\n"
-               + realtime_markdown(results["realtime"]) + "\n\n" + routing_markdown(results["routing"]))
+               + realtime_markdown(results["realtime"]) + "\n\n" + routing_markdown(results["routing"]) + "\n\n"
+               + memory_eval_markdown(results["memory_eval"]))
     (RESULTS / "summary.md").write_text(summary)
     plots = plot_all(results, RESULTS)
     print("\n" + summary)

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     anthropic_max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024,
                                              description="Larger bodies on /v1/messages get 413 (as Anthropic's).")
     max_message_chars: int = Field(100_000, ge=100, description="Longer messages get 400.")
+    import_max_messages: int = Field(20_000, ge=1, description="Messages one POST /sessions/{id}/import may "
+                                     "hold (more is a 400; `orchestrator import` sends a file in parts).")
     double_texting: Literal["queue", "reject"] = Field("queue", description="A 2nd turn on a busy session.")
     api_keys: str = Field("", description="Comma-separated keys; set: required on every route but /health.")
     api_key_scoped_sessions: bool = Field(

@@ -52,10 +52,13 @@ UNCOMMITTED_INDEX = "CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes
 FTS_TABLES = ("episodes_fts", "episodes_recent_fts")
 
 
-def render_document(user_text: str, assistant_text: str, created_at: float) -> str:
-    """The text that is indexed: dated, with speaker labels (both measurably improve recall)."""
+def render_document(user_text: str, assistant_text: str, created_at: float,
+                    speakers: tuple[str | None, str | None] = (None, None)) -> str:
+    """The text that is indexed: dated, with speaker labels (both measurably improve recall); an imported
+    conversation's speakers by name."""
     day = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")
-    return f"[{day}] User: {user_text.strip()}\nAssistant: {assistant_text.strip()}"
+    user, assistant = speakers[0] or "User", speakers[1] or "Assistant"
+    return f"[{day}] {user}: {user_text.strip()}\n{assistant}: {assistant_text.strip()}"
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,13 @@ class Episode:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     recall: dict | None = None
     """What recall put in this turn's prompt (memory/turn_recalls.py), stored with the episode."""
+    speakers: tuple[str | None, str | None] = (None, None)
+    """Names the document labels the two sides with (an import's `name`s); None: User and Assistant."""
 
     @property
     def document(self) -> str:
         """The indexed text of this episode."""
-        return render_document(self.user_text, self.assistant_text, self.created_at)
+        return render_document(self.user_text, self.assistant_text, self.created_at, self.speakers)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,21 @@ class EpisodeStore:
                 turn_recalls.write(conn, episode.id, episode.recall)
             if committed:
                 self._index_lexically(conn, [(cur.lastrowid or 0, episode.scope, episode.document)])
+
+    def add_uncommitted(self, episodes: list[Episode]) -> None:
+        """Store many episodes in one transaction, invisible until `commit_session` (an import: its
+        checkpoint is written between the two, as a turn's is)."""
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text,"
+                " document, created_at, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                [(e.id, e.session_id, e.scope, e.user_msg_id, e.ai_msg_id, e.user_text, e.assistant_text,
+                  e.document, e.created_at) for e in episodes])
+
+    def message_ids(self, session_id: str) -> set[str]:
+        """The message ids the session's episodes were made of (an import skips them: idempotent)."""
+        rows = self.db.query("SELECT user_msg_id, ai_msg_id FROM episodes WHERE session_id = ?", (session_id,))
+        return {i for r in rows for i in (r["user_msg_id"], r["ai_msg_id"]) if i}
 
     def _index_lexically(self, conn, rows: list[tuple[int, str, str]]) -> None:
         """FTS5 rows for (seq, scope, document), and the recent table trimmed to its size."""

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings
-from server.api import entities, health, memory, models, projects, sessions, turns
+from server.api import entities, health, memory, models, projects, sessions, transfer, turns
 from server.api import metrics as metrics_routes
 from server.dialogues.service import DialogueService
 from server.errors import install_error_handlers
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
                            allow_headers=["*"], expose_headers=["X-Session-Id", "X-Request-Id", "X-Recall-Degraded"])
     app.add_middleware(RequestLog, metrics=metrics)
     for module in (health, metrics_routes, openai_routes, anthropic_routes, models, seed001, sessions, projects,
-                   turns, entities, memory, dialogues, realtime_routes):
+                   turns, entities, memory, dialogues, realtime_routes, transfer):
         app.include_router(module.router)
     install_langserve(app)
     install_web(app)  # the web page at / (server/web/)

@@ -79,6 +79,13 @@ def _dialogues(args: argparse.Namespace) -> None:
     raise SystemExit(in_process(follow) if args.in_process else follow(args.base_url))
 
 
+def _import(args: argparse.Namespace) -> None:
+    from server.client_cli import default_base_url
+    from server.import_cli import run
+
+    raise SystemExit(run(args.base_url or default_base_url(), args.file, args.session, args.project, args.api_key))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -120,6 +127,14 @@ def main(argv: list[str] | None = None) -> None:
     talk.add_argument("--base-url", default="http://127.0.0.1:8000")
     talk.add_argument("--in-process", action="store_true", help="start the service in this process instead")
     talk.set_defaults(func=_dialogues)
+    load = commands.add_parser("import", help="import a conversation (JSONL, or OpenAI {\"messages\": [...]}) "
+                                "into a session of a running service, with progress")
+    load.add_argument("file", type=Path)
+    load.add_argument("--session", required=True, help="the session to import into (created if new)")
+    load.add_argument("--project", default=None, help="its project, for a new session")
+    load.add_argument("--base-url", default=None, help=service_url)
+    load.add_argument("--api-key", default=os.environ.get("ORCHESTRATOR_API_KEY"))
+    load.set_defaults(func=_import)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -18,7 +18,7 @@ TURNS = 80
 
 
 def _questions() -> list[str]:
-    rows = [json.loads(line) for line in (ROOT / "bench/data/cache_pairs.jsonl").read_text().splitlines() if line]
+    rows = [json.loads(line) for line in (ROOT / "bench/eval_sets/cache_pairs.jsonl").read_text().splitlines() if line]
     return [r["a"] for r in rows if r["paraphrase"]][: TURNS // 2]
 
 

@@ -1,9 +1,9 @@
 """Routing and the semantic cache, measured (issue 21).
 
-1. The classifier on bench/data/classes_eval.jsonl (310 messages written by hand for this, none of them among the
+1. The classifier on bench/eval_sets/classes_eval.jsonl (310 messages written by hand for this, none of them among the
    classes file's examples): accuracy, per-class recall, the confusion matrix, the share of unsure turns, and the
    cost of one classification given the query vector (the turn computes it anyway for recall).
-2. The semantic cache on bench/data/cache_pairs.jsonl (paraphrase and near-miss question pairs): each pair's first
+2. The semantic cache on bench/eval_sets/cache_pairs.jsonl (paraphrase and near-miss question pairs): each pair's first
    question is cached, the second looked up through SemanticCache.lookup (vectors and the particulars guard):
    false-hit rate on non-paraphrases, hit rate on paraphrases, and the lookup's latency with 1,000 entries.
 3. With `--service`: the real service on the scripted inference node, SEMANTIC_CACHE=true, through HTTP: the
@@ -32,7 +32,7 @@ from memory.db import Database  # noqa: E402
 from memory.embedder import Embedder  # noqa: E402
 from memory.semantic_cache import SemanticCache  # noqa: E402
 
-DATA = ROOT / "bench" / "data"
+DATA = ROOT / "bench" / "eval_sets"
 THRESHOLD = 0.92  # SEMANTIC_CACHE_THRESHOLD's default
 
 

@@ -4,7 +4,7 @@ MiniLM puts "convert Celsius to Fahrenheit" and "convert Fahrenheit to Celsius" 
 integer" and "of a 64-bit integer" at 0.93: a threshold low enough to catch real paraphrases lets those through.
 So a cached answer also needs the same numbers, ordinals and Roman numerals (versions, sizes, "World War II"), and
 the same word after each direction marker ("to", "from", "than", "vs") where both questions have one.
-Measured on bench/data/cache_pairs.jsonl by bench/classify.py (BENCHMARKS.md).
+Measured on bench/eval_sets/cache_pairs.jsonl by bench/classify.py (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
@@ -34,6 +34,7 @@ from server.turns.interrupted import keep_heard
 from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
 from server.turns.progress import TurnProgress
+from server.turns.repair import repaired_state, rollback
 from server.turns.storable import is_storage_failure, storage_error, turn_input_problem
 from server.turns.truncate import Truncation, truncate_reply
 from server.turns.types import BadTurn, TurnEvent, TurnRequest, new_messages
@@ -113,7 +114,7 @@ class TurnRunner:
         if request.session_id in self._settled and not request.side_session:
             history = True  # its last turn ran here to the end: nothing to load or repair
         else:
-            state = await self._repaired_state(config)
+            state = await repaired_state(self.graph, self.deps.episodes, config)
             history = bool(state.values.get("messages"))
             if request.side_session and not continues(request.messages, state.values.get("messages") or []):
                 return None
@@ -247,7 +248,7 @@ class TurnRunner:
     async def _undo(self, config: RunnableConfig, added: list[str | None], session_id: str) -> None:
         """A failed turn leaves nothing: its messages rolled back, then its uncommitted episode discarded (if the
         rollback failed, start-up repair follows the checkpoint instead)."""
-        if await self._rollback(config, added):
+        if await rollback(self.graph, config, added):
             await discard_turn(self.deps, session_id)
 
     def _failure(self, exc: BaseException, stored: bool) -> ApiError:
@@ -260,19 +261,10 @@ class TurnRunner:
                             "service is shutting down); nothing of it was stored.", code="turn_cancelled")
         return inference_error(exc, self.inference_url)
 
-    async def _repaired_state(self, config: RunnableConfig):
-        """The thread's state, after undoing the half turn of a run that never finished (the process
-        died mid-turn). Call with the session's lock held."""
-        state = await self.graph.aget_state(config)
-        if state.next:
-            await self._rollback(config, await asyncio.to_thread(self._unfinished, state.values))
-            state = await self.graph.aget_state(config)
-        return state
-
     async def settled_state(self, session_id: str):
         """A session's state once any turn running on it has finished (a reply just sent is in it)."""
         async with self.exclusive(session_id):
-            return await self._repaired_state({"configurable": {"thread_id": session_id}})
+            return await repaired_state(self.graph, self.deps.episodes, {"configurable": {"thread_id": session_id}})
 
     @asynccontextmanager
     async def exclusive(self, session_id: str) -> AsyncIterator[None]:
@@ -296,31 +288,6 @@ class TurnRunner:
     def forget(self, session_id: str) -> None:
         """The session's checkpoint was deleted: load it afresh on its next turn. Call with its lock held."""
         self._settled.discard(session_id)
-
-    def _unfinished(self, values: dict) -> list[str | None]:
-        """Ids of the messages after the last reply that was stored as an episode (blocking)."""
-        messages = values.get("messages", [])
-        ids: list[str | None] = []
-        for message in reversed(messages):
-            if isinstance(message, AIMessage) and message.id and self.deps.episodes.has_reply(message.id):
-                break
-            ids.append(message.id)
-        return ids
-
-    async def _rollback(self, config: RunnableConfig, message_ids: list[str | None]) -> bool:
-        """Remove the failed turn's messages, so the session reads exactly as before it; False if that failed
-        (the turn's uncommitted episode is then left to start-up repair, which follows the checkpoint)."""
-        ids = [i for i in message_ids if i]
-        try:
-            state = await self.graph.aget_state(config)
-            present = {m.id for m in state.values.get("messages", [])}
-            removals = [RemoveMessage(id=i) for i in ids if i in present]
-            if removals or state.next:
-                await self.graph.aupdate_state(config, {"messages": removals}, as_node="summarise")
-        except Exception:
-            log.exception("rolling back a failed turn failed")
-            return False
-        return True
 
     def _spawn(self, coro, context=None) -> asyncio.Task:
         task = asyncio.create_task(coro, context=context)

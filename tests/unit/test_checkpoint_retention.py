@@ -32,10 +32,12 @@ def checkpoints_per_thread(path) -> dict[str, int]:
 
 
 def settle(client: TestClient) -> None:
-    """Wait for the runs' background parts (summaries, naming) and the pruner's pass."""
+    """Wait for the runs' background parts (summaries, naming), the pruner's pass and the indexer (what the
+    vector search finds must not depend on how far the background embedding got)."""
     runtime = client.app.state.runtime
     client.portal.call(runtime.turns.drain)
     client.portal.call(runtime.pruner.drain)
+    client.portal.call(runtime.deps.indexer.drain)
 
 
 def run_sessions(settings, backend, kept: int, turns: int) -> dict:

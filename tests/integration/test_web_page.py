@@ -198,6 +198,11 @@ def test_stop_cancels_the_turn_and_nothing_of_it_is_stored(browser_service, brow
         page.get_by_role("button", name="Stop").click()
         expect(page.locator(".message.assistant").last).to_contain_text("[stopped: this turn was not stored]")
         expect(page.get_by_role("button", name="Send")).to_be_visible()
+        # The node's reply stays held until the service has cancelled the turn: released earlier, it could
+        # complete first on a loaded machine, and a complete reply is kept by design.
+        deadline = time.monotonic() + 20
+        while 'outcome="cancelled"' not in api.get("/metrics").text and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         release.set()
         backend.responder = default_responder

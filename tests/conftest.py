@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiosqlite
 import pytest
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from config.settings import Settings
+from graph.builder import build_graph
+from graph.wiring import build_deps
 from tests.fake_backend import FakeBackend
 
 
@@ -32,3 +36,25 @@ def backend():
     """A scripted OpenAI-compatible inference node on 127.0.0.1, one per test module."""
     with FakeBackend() as node:
         yield node
+
+
+@pytest.fixture
+async def compiled(settings):
+    """A factory of (deps, compiled graph) over one temp SQLite checkpointer, closed afterwards."""
+    conns, opened = [], []
+
+    async def make(model):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        deps = build_deps(settings, model)
+        opened.append(deps)
+        conn = await aiosqlite.connect(settings.data_dir / "checkpoints.db")
+        conns.append(conn)
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        return deps, build_graph(deps).compile(checkpointer=saver)
+
+    yield make
+    for conn in conns:
+        await conn.close()
+    for deps in opened:
+        deps.vectors.close()

@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-import aiosqlite
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from graph.builder import build_graph
-from graph.wiring import build_deps
 from tests.fakes import FakeChatModel, contract
-
-
-@pytest.fixture
-async def compiled(settings):
-    """A factory of (deps, compiled graph) over one temp SQLite checkpointer, closed afterwards."""
-    conns, opened = [], []
-
-    async def make(model):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        deps = build_deps(settings, model)
-        opened.append(deps)
-        conn = await aiosqlite.connect(settings.data_dir / "checkpoints.db")
-        conns.append(conn)
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
-        return deps, build_graph(deps).compile(checkpointer=saver)
-
-    yield make
-    for conn in conns:
-        await conn.close()
-    for deps in opened:
-        deps.vectors.close()
 
 
 def cfg(thread: str) -> dict:

@@ -12,7 +12,7 @@ from graph.config import DEFAULT_SCOPE
 from server.protocols.realtime.messages import FrameError, Interrupt, Playback, Sentences, SttFragment, parse_frame
 from server.turns.runner import TurnRequest, TurnRunner
 from tests.fakes import FakeChatModel, contract
-from tests.unit.test_graph import cfg, compiled  # noqa: F401  (the fixture)
+from tests.unit.test_graph import cfg
 
 
 def test_frames_parse_by_type_and_bad_ones_say_why():

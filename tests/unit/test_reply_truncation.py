@@ -17,7 +17,7 @@ from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 from server.turns.runner import TurnRequest, TurnRunner
 from tests.fakes import FakeChatModel, contract
-from tests.unit.test_graph import cfg, compiled  # noqa: F401  (the fixture)
+from tests.unit.test_graph import cfg
 from tests.unit.test_memory import embedder  # noqa: F401  (the fixture)
 
 WHOLE = "The lighthouse keeper fed the gulls. Then a zeppelin dropped marmalade."

@@ -9,13 +9,10 @@ import os
 import time
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.messages import HumanMessage, ToolMessage
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from graph.builder import build_graph
 from graph.classifier import QueryClassifier
 from graph.wiring import build_deps
 from memory.cache_guard import same_particulars
@@ -23,28 +20,6 @@ from memory.db import Database
 from memory.semantic_cache import SemanticCache
 from server.app import create_app
 from tests.fakes import FakeChatModel, contract
-
-
-@pytest.fixture
-async def compiled(settings):
-    """(deps, compiled graph) factory over one temp SQLite checkpointer; closed afterwards."""
-    conns, opened = [], []
-
-    async def make(model):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        deps = build_deps(settings, model)
-        opened.append(deps)
-        conn = await aiosqlite.connect(settings.data_dir / "checkpoints.db")
-        conns.append(conn)
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
-        return deps, build_graph(deps).compile(checkpointer=saver)
-
-    yield make
-    for conn in conns:
-        await conn.close()
-    for deps in opened:
-        deps.vectors.close()
 
 
 def cfg(thread: str, scope: str = "project:p1", owner: str | None = "key-a") -> dict:

@@ -72,3 +72,11 @@ test: $(CHROMIUM)
 $(CHROMIUM):
 	$(APT) update
 	$(APT) install -y chromium
+
+# The Postgres profile's tests run Debian's PostgreSQL server in a throwaway cluster (tests/engines.py); the
+# Chroma server they use is `chroma run`, from the chromadb package.
+test: postgresql-server
+postgresql-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "== installing postgresql (apt-get)"; \
+		$(APT) install -y postgresql || ($(APT) update && $(APT) install -y postgresql); }
+.PHONY: postgresql-server

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import RESULTS, ROOT, summary_ms  # noqa: E402
 from graph.classifier import QueryClassifier  # noqa: E402
-from memory.db import Database  # noqa: E402
+from memory.db import SqliteDatabase  # noqa: E402
 from memory.embedder import Embedder  # noqa: E402
 from memory.semantic_cache import SemanticCache  # noqa: E402
 
@@ -79,7 +79,7 @@ def measure_classifier(embedder: Embedder) -> dict:
 def measure_cache(embedder: Embedder, workdir: Path, threshold: float = THRESHOLD) -> dict:
     """False hits and hits over the pairs, and the lookup's latency with 1,000 entries in the scope."""
     pairs = load("cache_pairs.jsonl")
-    cache = SemanticCache(Database(workdir / "memory.db"))
+    cache = SemanticCache(SqliteDatabase(workdir / "memory.db"))
     va = embedder.embed([p["a"] for p in pairs])
     vb = embedder.embed([p["b"] for p in pairs])
     hits = {True: 0, False: 0}

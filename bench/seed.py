@@ -18,7 +18,7 @@ import numpy as np
 from bench.common import synthetic_exchange
 from bench.service import store_dirs
 from graph.config import DEFAULT_SCOPE
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.embedder import Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.indexer import Indexer
@@ -32,7 +32,7 @@ DAY = 86400.0
 class Stores:
     """The memory stores of one benchmark workdir, opened in this process."""
 
-    db: Database
+    db: SqliteDatabase
     episodes: EpisodeStore
     vectors: ChromaVectors  # in-process: seeding happens before the service starts
     embedder: Embedder
@@ -46,7 +46,7 @@ class Stores:
 def open_stores(workdir: Path, batch: int = 128) -> Stores:
     """Open (or create) the stores exactly where the service will look for them."""
     data, chroma = store_dirs(workdir)
-    db = Database(data / "memory.db")
+    db = SqliteDatabase(data / "memory.db")
     episodes = EpisodeStore(db)
     vectors = ChromaVectors(chroma)
     embedder = Embedder()

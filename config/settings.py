@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     # Storage.
     data_dir: Path = Field(Path("./data"), description="SQLite files: checkpoints.db and memory.db.")
     chroma_dir: Path = Field(Path("./chroma_data"), description="Chroma persistent directory.")
+    database_url: str | None = Field(
+        None, description="postgresql://… : checkpoints, sessions, episodes, entities and idempotency records in "
+        "Postgres (the scale-out profile, any number of workers); unset: SQLite files in DATA_DIR.")
+    chroma_url: str | None = Field(
+        None, description="http://host:port of a Chroma server (`chroma run`) for the vectors; unset: the "
+        "embedded Chroma directory CHROMA_DIR.")
+    database_pool_size: int = Field(10, ge=2, le=200, description="Postgres connections a worker may open.")
     checkpoints_kept: int = Field(
         10, ge=0, description="Checkpoints kept per session (older ones and their writes are pruned in the "
         "background after each turn); 0 keeps every checkpoint.")
@@ -179,11 +186,16 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("inference_base_url", "local_model_path", "models_manifest_path", "model_cache_dir",
-                     mode="before")
+                     "database_url", "chroma_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`INFERENCE_BASE_URL=` (empty) in .env means unset, like leaving it out."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def shared_storage(self) -> bool:
+        """The scale-out profile: memory in Postgres (DATABASE_URL); several workers may share it."""
+        return self.database_url is not None
 
     @property
     def checkpoints_path(self) -> Path:

@@ -12,7 +12,7 @@ from graph.routing import Router, is_url, parse_routes
 from inference.backends import Backend, CircuitBreaker, FailoverChatModel
 from inference.chat_models import contract_mode, make_backends, make_chat_model
 from memory.admin import MemoryAdmin
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.embedder import Embedder
 from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
@@ -31,7 +31,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
         chat_model = FailoverChatModel(backends=make_backends(settings),
                                        first_token_timeout=settings.inference_first_token_timeout_seconds,
                                        total_timeout=settings.inference_timeout_seconds)
-    db = Database(settings.memory_path)
+    db = SqliteDatabase(settings.memory_path)
     embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
                         cache_dir=settings.model_cache_dir)
     episodes = EpisodeStore(db)

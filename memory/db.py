@@ -1,4 +1,6 @@
-"""A small SQLite handle shared by the memory stores: WAL, a busy timeout and one lock for writers."""
+"""The SQL handle the memory stores share: the `Database` protocol and its SQLite implementation (WAL, a busy
+timeout and one lock for writers). The Postgres implementation is `memory/pg.py`; a store written against the
+protocol uses `?` placeholders and branches on `db.dialect` only where the two dialects differ."""
 
 from __future__ import annotations
 
@@ -6,12 +8,51 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Dialect = Literal["sqlite", "postgres"]
 
 
-class Database:
+class Cursor(Protocol):
+    """What `Connection.execute` returns (sqlite3's cursor, or psycopg's)."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What `Database.transaction` yields."""
+
+    def execute(self, sql: str, params: Any = ...) -> Any: ...
+
+    def executemany(self, sql: str, params: Any) -> Any: ...
+
+
+class Database(Protocol):
+    """A SQL store the memory stores run on. Rows read back index by column name (and position)."""
+
+    dialect: Dialect
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[Any]: ...
+
+    def update_row(self, table: str, row_id: str, values: dict[str, object]) -> None: ...
+
+    def executescript(self, script: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteDatabase:
     """One sqlite3 connection used from worker threads (`asyncio.to_thread`), serialised by a lock."""
+
+    dialect: Dialect = "sqlite"
 
     def __init__(self, path: Path | str, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)

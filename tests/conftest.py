@@ -58,3 +58,25 @@ async def compiled(settings):
         await conn.close()
     for deps in opened:
         deps.vectors.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the whole run (tests/engines.py); `postgres.database()` gives each
+    test its own empty database."""
+    from tests.engines import PostgresCluster, postgres_bin
+    from tests.integration.servers import unavailable
+
+    if postgres_bin() is None:
+        unavailable("the PostgreSQL server (apt-get install postgresql)")
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """`chroma run` on a free port for the whole run (tests/engines.py)."""
+    from tests.engines import ChromaServer
+
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server")) as server:
+        yield server

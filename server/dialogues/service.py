@@ -15,7 +15,7 @@ from config.settings import Settings
 from dialogue.builder import build_dialogue_graph
 from dialogue.deps import dialogue_deps
 from dialogue.metrics import dialogue_metrics
-from memory.db import Database
+from memory.db import SqliteDatabase
 from server.dialogues.export import ExportFilter, ExportFormat, export_line
 from server.dialogues.jobs import DialogueJobs, thread_config
 from server.dialogues.prometheus import DialogueMetrics
@@ -38,7 +38,7 @@ class DialogueService:
     async def open(cls, runtime: Runtime) -> DialogueService:
         """Open the jobs table, compile the graph on the runtime's checkpointer, resume unfinished jobs."""
         settings = runtime.settings
-        store = await asyncio.to_thread(lambda: DialogueStore(Database(settings.dialogues_path)))
+        store = await asyncio.to_thread(lambda: DialogueStore(SqliteDatabase(settings.dialogues_path)))
         deps = dialogue_deps(settings, runtime.deps.chat_model, runtime.deps.embedder)
         graph = build_dialogue_graph(deps).compile(checkpointer=runtime.graph.checkpointer)
         jobs = DialogueJobs(store, graph, settings.max_concurrent_dialogues, DialogueMetrics(runtime.metrics),

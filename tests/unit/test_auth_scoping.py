@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.sessions import SessionStore
 from server.app import create_app
 from tests.unit.test_memory_api import drain
@@ -142,7 +142,7 @@ def test_a_database_from_before_owners_gets_the_column(tmp_path):
                                    created_at REAL NOT NULL, updated_at REAL NOT NULL);
             INSERT INTO sessions (id, created_at, updated_at) VALUES ('old', 1, 1);
         """)
-    db = Database(path)
+    db = SqliteDatabase(path)
     store = SessionStore(db)
     SessionStore(db)  # opening twice is fine
     assert store.get("old")["owner"] is None

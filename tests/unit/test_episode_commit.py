@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.builder import build_graph
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.episodes import SCHEMA, Episode, EpisodeStore
 from memory.sessions import SessionStore
 from server.runtime import build_deps
@@ -21,7 +21,7 @@ from tests.fakes import FakeChatModel, contract
 
 @pytest.fixture
 def stores(tmp_path) -> tuple[EpisodeStore, SessionStore]:
-    db = Database(tmp_path / "memory.db")
+    db = SqliteDatabase(tmp_path / "memory.db")
     return EpisodeStore(db), SessionStore(db)
 
 
@@ -57,7 +57,7 @@ def test_a_discarded_episode_is_gone_and_committed_ones_stay(stores):
 
 
 def test_a_store_made_before_the_column_keeps_its_episodes_committed(tmp_path):
-    db = Database(tmp_path / "old.db")
+    db = SqliteDatabase(tmp_path / "old.db")
     db.executescript(SCHEMA.replace(",\n    committed INTEGER NOT NULL DEFAULT 1", ""))
     db.executescript("INSERT INTO episodes (id, session_id, scope, user_text, assistant_text, document,"
                      " created_at) VALUES ('e1', 's', 'default', 'u', 'a', 'doc', 0)")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.embedder import DIMENSIONS, Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.hybrid import FusionWeights, fuse
@@ -26,7 +26,7 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def store(tmp_path) -> EpisodeStore:
-    return EpisodeStore(Database(tmp_path / "memory.db"))
+    return EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
 
 
 def test_query_terms_drop_stopwords():
@@ -157,10 +157,10 @@ async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, 
 @pytest.mark.anyio
 async def test_unindexed_episodes_are_indexed_after_a_restart(tmp_path, embedder):
     db_path = tmp_path / "memory.db"
-    first = EpisodeStore(Database(db_path))
+    first = EpisodeStore(SqliteDatabase(db_path))
     first.add(Episode("s1", "default", "The wifi password is hunter2", "Saved."))
     first.db.close()  # "crash" before the vector was written
-    store = EpisodeStore(Database(db_path))
+    store = EpisodeStore(SqliteDatabase(db_path))
     vectors = VectorIndex(tmp_path / "chroma")
     indexer = Indexer(store, vectors, embedder)
     indexer.schedule()
@@ -213,7 +213,7 @@ def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path
 
 
 def test_a_store_made_before_the_recent_table_gets_it_filled_once(tmp_path):
-    db = Database(tmp_path / "old.db")
+    db = SqliteDatabase(tmp_path / "old.db")
     store = EpisodeStore(db, LexicalPlanner(recent_rows=3))
     for i in range(5):
         store.add(Episode(f"s{i}", "default", f"note {i}", "Noted."))

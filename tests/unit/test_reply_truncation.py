@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from graph.config import DEFAULT_SCOPE
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.episodes import FTS_TABLES, Episode, EpisodeStore
 from memory.indexer import Indexer
 from memory.sessions import SessionStore
@@ -33,7 +33,7 @@ def fts_documents(store: EpisodeStore, seq_of: str) -> dict[str, list[str]]:
 
 @pytest.mark.anyio
 async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(tmp_path, embedder):  # noqa: F811
-    store = EpisodeStore(Database(tmp_path / "memory.db"))
+    store = EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
     vectors = VectorIndex(tmp_path / "chroma")
     store.add(Episode("s1", "default", "tell me about the lighthouse", WHOLE, ai_msg_id="ai1"))
     store.add(Episode("s2", "default", "what is for dinner", "Soup.", ai_msg_id="ai2"))
@@ -63,7 +63,7 @@ async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(tmp_pa
 
 
 def test_an_episode_rewritten_while_it_was_embedded_stays_pending(tmp_path):
-    store = EpisodeStore(Database(tmp_path / "memory.db"))
+    store = EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
     store.add(Episode("s1", "default", "tell me about the lighthouse", WHOLE, ai_msg_id="ai1"))
     batch = store.pending(10)  # the indexer read the row with the whole reply...
     store.rewrite_reply("ai1", HEARD)  # ...the reply was cut meanwhile...
@@ -73,7 +73,7 @@ def test_an_episode_rewritten_while_it_was_embedded_stays_pending(tmp_path):
 
 
 def test_a_removed_reply_takes_its_episode_fts_rows_and_turn_count(tmp_path):
-    db = Database(tmp_path / "memory.db")
+    db = SqliteDatabase(tmp_path / "memory.db")
     store, sessions = EpisodeStore(db), SessionStore(db)
     sessions.create("s1", None, None)
     for i in range(2):

@@ -16,7 +16,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from graph.classifier import QueryClassifier
 from graph.wiring import build_deps
 from memory.cache_guard import same_particulars
-from memory.db import Database
+from memory.db import SqliteDatabase
 from memory.semantic_cache import SemanticCache
 from server.app import create_app
 from tests.fakes import FakeChatModel, contract
@@ -127,7 +127,7 @@ async def test_deleting_a_session_or_a_project_removes_its_cached_answers(settin
 
 
 def test_entries_expire_after_their_ttl(tmp_path: Path):
-    cache = SemanticCache(Database(tmp_path / "memory.db"))
+    cache = SemanticCache(SqliteDatabase(tmp_path / "memory.db"))
     vector = [1.0] + [0.0] * 383
     cache.store("project:a", "k", "key", "s", "knowledge", "What is a mutex?", vector, "A lock.", 12, 60, now=1000)
     assert cache.lookup("project:a", "k", "key", "What is a mutex?", vector, 0.9, now=1059) is not None

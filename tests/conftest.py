@@ -80,3 +80,18 @@ def chroma_server(tmp_path_factory):
 
     with ChromaServer(tmp_path_factory.mktemp("chroma-server")) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    """A fresh empty `Database` of each dialect: a temp SQLite file, then a new database on the session's
+    PostgreSQL cluster. A store test that takes this fixture runs on both profiles."""
+    from memory.db import SqliteDatabase
+    from memory.pg import PgDatabase
+
+    if request.param == "sqlite":
+        db = SqliteDatabase(tmp_path / "memory.db")
+    else:
+        db = PgDatabase(request.getfixturevalue("postgres").database(), max_size=4)
+    yield db
+    db.close()

@@ -19,16 +19,47 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+PROFILES = ["embedded", "postgres"]
+"""The storage profiles: the tests of a module that sets `STORAGE_PROFILES = True` and take `settings` (or
+whose service takes `storage_env`) run on both: the SQLite files and embedded Chroma, then a fresh Postgres
+database and the Chroma server."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "STORAGE_PROFILES", False) and "settings" in metafunc.fixturenames:
+        metafunc.parametrize("settings", PROFILES, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on temporary directories, pointed at a port nothing listens on."""
+def settings(request, tmp_path: Path) -> Settings:
+    """Settings on temporary directories, pointed at a port nothing listens on; on the embedded profile unless
+    the test is parametrised with PROFILES."""
+    shared = {}
+    if getattr(request, "param", "embedded") == "postgres":
+        shared = shared_storage(request)
     return Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
         chroma_dir=tmp_path / "chroma",
         inference_base_url="http://127.0.0.1:9/v1",
         inference_max_retries=0,
+        **shared,
     )
+
+
+def shared_storage(request) -> dict[str, str]:
+    """A fresh Postgres database and an emptied Chroma server, as settings."""
+    server = request.getfixturevalue("chroma_server")
+    server.reset()
+    return {"database_url": request.getfixturevalue("postgres").database(), "chroma_url": server.url}
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def storage_env(request) -> dict[str, str]:
+    """The environment of a real service (tests/integration) on each profile, one module run per profile."""
+    if request.param == "embedded":
+        return {}
+    return {key.upper(): value for key, value in shared_storage(request).items()}
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ TOOLS = [{"name": "read_file", "description": "Read a file of the repository.",
 
 
 @pytest.fixture(scope="module")
-def service(backend, tmp_path_factory):
+def service(backend, tmp_path_factory, storage_env):
     data = tmp_path_factory.mktemp("anthropic")
-    env = {"INFERENCE_BASE_URL": backend.base_url, "INFERENCE_MODEL": "fake-model", "API_KEYS": "sk-test"}
+    env = {"INFERENCE_BASE_URL": backend.base_url, "INFERENCE_MODEL": "fake-model", "API_KEYS": "sk-test",
+           **storage_env}
     with ServiceProcess(data, env) as svc:
         yield svc
 

@@ -15,9 +15,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def service(backend, tmp_path_factory):
+def service(backend, tmp_path_factory, storage_env):
     data = tmp_path_factory.mktemp("service")
-    with ServiceProcess(data, {"INFERENCE_BASE_URL": backend.base_url, "INFERENCE_MODEL": "fake-model"}) as svc:
+    with ServiceProcess(data, {"INFERENCE_BASE_URL": backend.base_url, "INFERENCE_MODEL": "fake-model",
+                               **storage_env}) as svc:
         svc.data = data
         yield svc
 

@@ -16,6 +16,8 @@ from tests import claude_code_shape
 from tests.fakes import FakeChatModel, contract
 
 READ_CALL = {"id": "call_7", "name": "Read", "arguments": {"file_path": "/repo/app.py"}}
+# Every test here that takes `settings` runs on the embedded profile and on Postgres + the Chroma server.
+STORAGE_PROFILES = True
 
 
 @pytest.fixture

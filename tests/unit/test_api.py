@@ -10,6 +10,9 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from tests.fakes import FakeChatModel, contract
 
+# Every test here that takes `settings` runs on the embedded profile and on Postgres + the Chroma server.
+STORAGE_PROFILES = True
+
 
 @pytest.fixture
 def client(settings):

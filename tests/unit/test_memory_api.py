@@ -15,6 +15,9 @@ from memory.entities import vector_key
 from memory.vectors import collection_name
 from server.app import create_app
 
+# Every test here that takes `settings` runs on the embedded profile and on Postgres + the Chroma server.
+STORAGE_PROFILES = True
+
 
 @pytest.fixture
 def client(settings, backend):

@@ -86,6 +86,17 @@ def _import(args: argparse.Namespace) -> None:
     raise SystemExit(run(args.base_url or default_base_url(), args.file, args.session, args.project, args.api_key))
 
 
+def _migrate(args: argparse.Namespace) -> None:
+    from server.migrate import migrate
+
+    if args.quiet:
+        quiet_progress_bars()
+    settings = Settings()
+    chroma_dir = args.chroma_dir or settings.chroma_dir
+    moved = migrate(args.from_sqlite, chroma_dir, settings)
+    print(moved.summary())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
@@ -135,6 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     load.add_argument("--base-url", default=None, help=service_url)
     load.add_argument("--api-key", default=os.environ.get("ORCHESTRATOR_API_KEY"))
     load.set_defaults(func=_import)
+    move = commands.add_parser("migrate", help="move an embedded store (SQLite + Chroma directory, service "
+                               "stopped) into the Postgres + Chroma-server profile of DATABASE_URL/CHROMA_URL")
+    move.add_argument("--from-sqlite", type=Path, required=True, metavar="DATA_DIR",
+                      help="the embedded store's DATA_DIR (memory.db, checkpoints.db, dialogues.db)")
+    move.add_argument("--chroma-dir", type=Path, default=None, help="its Chroma directory (default: CHROMA_DIR)")
+    move.add_argument("--quiet", action="store_true", help="no progress bars")
+    move.set_defaults(func=_migrate)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from langchain_core.runnables import RunnableConfig
 from psycopg.types.json import Jsonb
 from tqdm import tqdm
 
@@ -138,7 +139,7 @@ async def copy_checkpoints(path: Path, url: str, moved: Moved) -> None:
             for saved in reversed(tuples):
                 configurable = saved.config["configurable"]
                 parent = (saved.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-                put = {"configurable": {"thread_id": thread, "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                put: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": configurable.get("checkpoint_ns", ""),
                                         **({"checkpoint_id": parent} if parent else {})}}
                 stored = await target.aput(put, saved.checkpoint, saved.metadata,
                                            dict(saved.checkpoint["channel_versions"]))

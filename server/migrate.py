@@ -139,8 +139,9 @@ async def copy_checkpoints(path: Path, url: str, moved: Moved) -> None:
             for saved in reversed(tuples):
                 configurable = saved.config["configurable"]
                 parent = (saved.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-                put: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-                                        **({"checkpoint_id": parent} if parent else {})}}
+                namespace = configurable.get("checkpoint_ns", "")
+                put: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": namespace,
+                                                        **({"checkpoint_id": parent} if parent else {})}}
                 stored = await target.aput(put, saved.checkpoint, saved.metadata,
                                            dict(saved.checkpoint["channel_versions"]))
                 by_task: dict[str, list[tuple[str, Any]]] = {}

@@ -12,16 +12,25 @@ from graph.routing import Router, is_url, parse_routes
 from inference.backends import Backend, CircuitBreaker, FailoverChatModel
 from inference.chat_models import contract_mode, make_backends, make_chat_model
 from memory.admin import MemoryAdmin
-from memory.db import SqliteDatabase
+from memory.db import Database, SqliteDatabase
 from memory.embedder import Embedder
 from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
+from memory.pg import PgDatabase
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+
+
+def open_database(settings: Settings) -> Database:
+    """The memory database: Postgres when DATABASE_URL is set (the scale-out profile, shared by every worker),
+    else the SQLite file DATA_DIR/memory.db. The one place that chooses."""
+    if settings.database_url:
+        return PgDatabase(settings.database_url, max_size=settings.database_pool_size)
+    return SqliteDatabase(settings.memory_path)
 
 
 def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> Deps:
@@ -31,7 +40,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
         chat_model = FailoverChatModel(backends=make_backends(settings),
                                        first_token_timeout=settings.inference_first_token_timeout_seconds,
                                        total_timeout=settings.inference_timeout_seconds)
-    db = SqliteDatabase(settings.memory_path)
+    db = open_database(settings)
     embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
                         cache_dir=settings.model_cache_dir)
     episodes = EpisodeStore(db)

@@ -23,3 +23,11 @@ def is_unique_violation(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.IntegrityError):
         return "UNIQUE" in str(exc)
     return isinstance(exc, psycopg.errors.UniqueViolation)
+
+
+def storable_text(value: str) -> str:
+    """`value` unchanged if both dialects can store it as text, else ValueError: Postgres refuses NUL
+    characters (SQLite keeps them), so the doors refuse them on either profile alike (a clear 400, not a 500)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value

@@ -93,7 +93,8 @@ class EntityStore:
                 " type = excluded.type, notes = excluded.notes, updated_at = excluded.updated_at",
                 (uuid.uuid4().hex, scope, name.strip(), type_ or "thing", notes or "", session_id, now, now),
             )
-            # lower() on both sides: SQLite's NOCASE and lower() both fold ASCII letters only.
+            # lower() folds case as each dialect's unique index does (SQLite: NOCASE, ASCII letters; Postgres:
+            # the index is on lower(name) itself), so this finds the row the upsert hit.
             row = conn.execute("SELECT * FROM entities WHERE scope = ? AND lower(name) = lower(?)",
                                (scope, name.strip())).fetchone()
         return _entity(row)

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from memory.db import Database, Dialect
 from memory.dialect_sql import FIND
+from memory.pg import PgDatabase
 
 SCHEMA: dict[Dialect, str] = {
     "sqlite": """
@@ -54,6 +58,10 @@ CREATE INDEX IF NOT EXISTS dialogues_batch ON dialogues (batch_id);
 }
 SEQ: dict[Dialect, str] = {"sqlite": "rowid", "postgres": "seq"}
 """The column that orders jobs by creation and is the cursor of a page."""
+
+CLAIM_LOCK_CLASS = 0x4449414C
+"""The first key of a dialogue's advisory lock (`pg_try_advisory_lock(int4, int4)`): two-key locks live apart
+from the one-key locks other parts of the service take, so a job id never collides with a session's lock."""
 
 UNFINISHED = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -127,6 +135,24 @@ class DialogueStore:
                 "updated_at = ? WHERE id = ? AND status IN ('queued', 'running')",
                 (status, ending_reason, error, json.dumps(turns), json.dumps(metrics), time.time(), job_id))
             return cursor.rowcount > 0
+
+    def claim(self, job_id: str) -> Callable[[], None] | None:
+        """The right to run a job, as a function that gives it back; None if another worker holds it. On
+        Postgres (several workers, one table) it is an advisory lock on a connection of its own, so a worker
+        that dies gives it back with its connection and another worker's start-up resumes the job; on SQLite
+        the one process that owns the file always has it."""
+        if not isinstance(self.db, PgDatabase):
+            return lambda: None
+        conn = psycopg.connect(self.db.url, autocommit=True)
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (CLAIM_LOCK_CLASS, job_id)).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not (row and row[0]):
+            conn.close()
+            return None
+        return conn.close  # the lock ends with its session
 
     def unfinished(self) -> list[str]:
         """Ids of queued and running jobs, oldest first (resumed at start-up)."""

@@ -1,9 +1,14 @@
-"""The dialogue jobs table (server/dialogues/store.py) on both dialects: each test takes the `database` fixture
-and runs on a temp SQLite file, then on a fresh database of the test PostgreSQL cluster."""
+"""The dialogue jobs table (server/dialogues/store.py) on both dialects: each test taking the `database` fixture
+runs on a temp SQLite file, then on a fresh database of the test PostgreSQL cluster; and the claim that keeps
+a job on one worker when several share the Postgres table."""
 
 from __future__ import annotations
 
-from server.dialogues.store import DialogueStore
+import time
+
+from memory.db import SqliteDatabase
+from memory.pg import PgDatabase
+from server.dialogues.store import CLAIM_LOCK_CLASS, DialogueStore
 
 
 def request(topic: str) -> dict:
@@ -59,3 +64,43 @@ def test_pages_follow_creation_order_with_a_cursor_and_filters(database):
     assert [row.id for _, row in store.page(status="queued", owner="k", topic="go")] == ["d2"]
     DialogueStore(database)  # opening again keeps the table and its rows
     assert len(store.page()) == 5
+
+
+def test_a_job_runs_on_one_worker_at_a_time_and_a_dead_workers_claim_ends(postgres):
+    url = postgres.database()
+    db_a, db_b = PgDatabase(url, max_size=2), PgDatabase(url, max_size=2)  # two workers, one database
+    try:
+        worker_a, worker_b = DialogueStore(db_a), DialogueStore(db_b)
+        worker_a.add([("d1", "t", request("t")), ("d2", "t", request("t"))], None)
+        release = worker_a.claim("d1")
+        assert release is not None
+        assert worker_b.claim("d1") is None  # worker b's start-up leaves it to a
+        other = worker_b.claim("d2")
+        assert other is not None
+        other()
+        release()
+        held_by_b = worker_b.claim("d1")
+        assert held_by_b is not None and worker_a.claim("d1") is None
+        # Worker b dies holding it: its connection ends, and the claim with it.
+        killed = db_a.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory'"
+                            " AND classid = ?", (CLAIM_LOCK_CLASS,))
+        assert [row["ok"] for row in killed] == [True]
+        deadline = time.monotonic() + 10  # the killed backend exits (and unlocks) a moment after the signal
+        while (taken_over := worker_a.claim("d1")) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert taken_over is not None
+        taken_over()
+        held_by_b()  # giving back a claim whose connection is gone is harmless
+    finally:
+        db_a.close()
+        db_b.close()
+
+
+def test_on_sqlite_the_one_process_may_always_run_a_job(tmp_path):
+    store = DialogueStore(SqliteDatabase(tmp_path / "dialogues.db"))
+    store.add([("d1", "t", request("t"))], None)
+    first, second = store.claim("d1"), store.claim("d1")
+    assert first is not None and second is not None  # the DATA_DIR lock keeps other processes out
+    first()
+    second()
+    store.db.close()

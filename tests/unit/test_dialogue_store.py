@@ -8,6 +8,7 @@ import time
 
 from memory.db import SqliteDatabase
 from memory.pg import PgDatabase
+from server.deps import MAX_OFFSET
 from server.dialogues.store import CLAIM_LOCK_CLASS, DialogueStore
 
 
@@ -54,6 +55,7 @@ def test_pages_follow_creation_order_with_a_cursor_and_filters(database):
     second = store.page(after=first[-1][0], limit=2)
     assert [row.id for _, row in second] == ["d2", "d3"]
     assert [row.id for _, row in store.page(after=second[-1][0])] == ["d4"]
+    assert store.page(after=MAX_OFFSET) == []  # the largest cursor the API lets through
     # Topic: a case-insensitive substring; `%` and `_` are characters, not wildcards.
     assert [row.id for _, row in store.page(topic="RUST")] == ["d0", "d1", "d3"]
     assert [row.id for _, row in store.page(topic="0% s")] == ["d1"]

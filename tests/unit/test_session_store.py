@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from memory.sessions import SessionStore
+from server.deps import MAX_OFFSET
 
 
 def test_a_session_is_created_once_on_first_use(database):
@@ -45,6 +46,7 @@ def test_the_list_pages_newest_first_and_breaks_ties_by_id_in_byte_order(databas
     page, total = store.list(limit=2, offset=1)
     assert [r["id"] for r in page] == ["a", "b"] and total == 4
     assert store.list(limit=2, offset=10) == ([], 4)
+    assert store.list(limit=200, offset=MAX_OFFSET) == ([], 4)  # the largest offset the API lets through
     assert [r["id"] for r in store.list(project_id="p")[0]] == ["B", "a", "b"]
     assert store.list(project_id="p", owner="other") == ([], 0)
     assert store.count_active(60, now=2030.0) == 3

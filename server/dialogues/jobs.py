@@ -99,7 +99,11 @@ class DialogueJobs:
         self.metrics.queued.set(len(self._queue))
 
     async def _run(self, job_id: str) -> None:
-        release = await asyncio.to_thread(self.store.claim, job_id)
+        try:
+            release = await asyncio.to_thread(self.store.claim, job_id)
+        except Exception:  # the database is unreachable: the job stays unfinished, resumed at the next start
+            log.exception("dialogue %s could not be claimed", job_id)
+            return
         if release is None:
             return  # another worker (same Postgres) is running it
         try:

@@ -143,7 +143,7 @@ class DialogueStore:
         the one process that owns the file always has it."""
         if not isinstance(self.db, PgDatabase):
             return lambda: None
-        conn = psycopg.connect(self.db.url, autocommit=True)
+        conn = psycopg.connect(self.db.url, autocommit=True, connect_timeout=10)
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (CLAIM_LOCK_CLASS, job_id)).fetchone()
         except BaseException:

@@ -3,7 +3,10 @@ Used by the server's lifespan, the `langgraph dev` factory (graph/studio.py) and
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from langchain_core.language_models import BaseChatModel
+from psycopg_pool import PoolTimeout
 
 from config.settings import Settings
 from graph.classifier import QueryClassifier
@@ -12,16 +15,39 @@ from graph.routing import Router, is_url, parse_routes
 from inference.backends import Backend, CircuitBreaker, FailoverChatModel
 from inference.chat_models import contract_mode, make_backends, make_chat_model
 from memory.admin import MemoryAdmin
-from memory.db import SqliteDatabase
+from memory.db import Database, SqliteDatabase
 from memory.embedder import Embedder
 from memory.entities import EntityStore
 from memory.episodes import EpisodeStore
 from memory.hybrid import FusionWeights
 from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
+from memory.pg import PgDatabase
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+
+
+def open_database(settings: Settings, timeout: float = 10.0) -> Database:
+    """The memory database: Postgres when DATABASE_URL is set (the scale-out profile, shared by every worker),
+    else the SQLite file DATA_DIR/memory.db. The one place that chooses. A Postgres that accepts no connection
+    within `timeout` seconds stops the start with an error naming the server and the setting."""
+    if not settings.database_url:
+        return SqliteDatabase(settings.memory_path)
+    try:
+        return PgDatabase(settings.database_url, max_size=settings.database_pool_size, timeout=timeout)
+    except PoolTimeout as exc:
+        raise RuntimeError(f"The Postgres database at {redacted(settings.database_url)} (DATABASE_URL) accepted "
+                           f"no connection within {timeout:g} s: start it, or correct DATABASE_URL.") from exc
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> Deps:
@@ -31,7 +57,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
         chat_model = FailoverChatModel(backends=make_backends(settings),
                                        first_token_timeout=settings.inference_first_token_timeout_seconds,
                                        total_timeout=settings.inference_timeout_seconds)
-    db = SqliteDatabase(settings.memory_path)
+    db = open_database(settings)
     embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
                         cache_dir=settings.model_cache_dir)
     episodes = EpisodeStore(db)

@@ -8,9 +8,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from memory.db import Database
+from memory.db import Database, Dialect
+from memory.dialect_sql import FIND, is_unique_violation
 
-SCHEMA = """
+SCHEMA: dict[Dialect, str] = {
+    "sqlite": """
 CREATE TABLE IF NOT EXISTS entities (
     id TEXT PRIMARY KEY,
     scope TEXT NOT NULL,
@@ -23,7 +25,25 @@ CREATE TABLE IF NOT EXISTS entities (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entities_by_name ON entities(scope, name COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS entities_by_session ON entities(source_session_id);
-"""
+""",
+    # One name per scope whatever its case: a unique index on lower(name) (Postgres has no NOCASE).
+    "postgres": """
+CREATE TABLE IF NOT EXISTS entities (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    scope TEXT COLLATE "C" NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,
+    type TEXT NOT NULL DEFAULT 'thing',
+    notes TEXT NOT NULL DEFAULT '',
+    source_session_id TEXT COLLATE "C",
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entities_by_name ON entities(scope, lower(name));
+CREATE INDEX IF NOT EXISTS entities_by_session ON entities(source_session_id);
+""",
+}
+NAME_CONFLICT: dict[Dialect, str] = {"sqlite": "scope, name", "postgres": "scope, lower(name)"}
+"""The upsert's conflict target: the unique index above."""
 
 
 def vector_key(scope: str) -> str:
@@ -48,6 +68,10 @@ class Entity:
         return f"{self.name} ({self.type}): {self.notes}".strip()
 
 
+class NameTaken(ValueError):
+    """A rename onto the name of another entity of the same scope."""
+
+
 def _entity(row: Any) -> Entity:
     return Entity(row["id"], row["scope"], row["name"], row["type"], row["notes"], row["source_session_id"])
 
@@ -57,7 +81,7 @@ class EntityStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA[db.dialect])
 
     def upsert(self, scope: str, name: str, type_: str, notes: str, session_id: str | None = None) -> Entity:
         """Create an entity, or update the one of the same name (case-insensitive) in the scope."""
@@ -65,11 +89,13 @@ class EntityStore:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO entities (id, scope, name, type, notes, source_session_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(scope, name) DO UPDATE SET"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT({NAME_CONFLICT[self.db.dialect]}) DO UPDATE SET"
                 " type = excluded.type, notes = excluded.notes, updated_at = excluded.updated_at",
                 (uuid.uuid4().hex, scope, name.strip(), type_ or "thing", notes or "", session_id, now, now),
             )
-            row = conn.execute("SELECT * FROM entities WHERE scope = ? AND name = ? COLLATE NOCASE",
+            # lower() folds case as each dialect's unique index does (SQLite: NOCASE, ASCII letters; Postgres:
+            # the index is on lower(name) itself), so this finds the row the upsert hit.
+            row = conn.execute("SELECT * FROM entities WHERE scope = ? AND lower(name) = lower(?)",
                                (scope, name.strip())).fetchone()
         return _entity(row)
 
@@ -94,13 +120,19 @@ class EntityStore:
     def mentioned_in(self, scope: str, text: str, limit: int) -> builtins.list[Entity]:
         """Entities whose name appears in `text` (whatever the vectors say)."""
         rows = self.db.query(
-            "SELECT * FROM entities WHERE scope = ? AND length(name) > 2 AND instr(lower(?), lower(name)) > 0"
-            " ORDER BY length(name) DESC LIMIT ?", (scope, text, limit))
+            f"SELECT * FROM entities WHERE scope = ? AND length(name) > 2 AND {FIND[self.db.dialect]}(lower(?),"
+            " lower(name)) > 0 ORDER BY length(name) DESC, name LIMIT ?", (scope, text, limit))
         return [_entity(r) for r in rows]
 
     def update(self, entity_id: str, name: str | None, type_: str | None, notes: str | None) -> Entity | None:
+        """Edit an entity; `NameTaken` if another entity of its scope has the new name (whatever its case)."""
         values = {"name": name, "type": type_, "notes": notes}
-        self.db.update_row("entities", entity_id, {k: v for k, v in values.items() if v is not None})
+        try:
+            self.db.update_row("entities", entity_id, {k: v for k, v in values.items() if v is not None})
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise NameTaken(f"An entity named '{name}' already exists in this scope.") from exc
+            raise
         return self.get(entity_id)
 
     def delete(self, entity_id: str) -> None:
@@ -113,6 +145,12 @@ class EntityStore:
                                                   (session_id,))]
 
     def move_session(self, session_id: str, scope: str) -> None:
-        """Entities a session contributed follow it to its new scope (name clashes stay behind)."""
+        """Entities a session contributed follow it to its new scope (name clashes stay behind). One row at a
+        time, each checked against what the earlier ones left: SQLite's `UPDATE OR IGNORE`, on both dialects."""
         with self.db.transaction() as conn:
-            conn.execute("UPDATE OR IGNORE entities SET scope = ? WHERE source_session_id = ?", (scope, session_id))
+            rows = conn.execute("SELECT id FROM entities WHERE source_session_id = ? AND scope <> ?"
+                                " ORDER BY created_at, id", (session_id, scope)).fetchall()
+            for row in rows:
+                conn.execute("UPDATE entities SET scope = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM entities o"
+                             " WHERE o.scope = ? AND lower(o.name) = lower(entities.name))",
+                             (scope, row["id"], scope))

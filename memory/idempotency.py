@@ -9,9 +9,10 @@ import sqlite3
 import time
 from typing import NamedTuple
 
-from memory.db import Database
+from memory.db import Database, Dialect
 
-SCHEMA = """
+SCHEMA: dict[Dialect, str] = {
+    "sqlite": """
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     status INTEGER NOT NULL,
@@ -19,10 +20,30 @@ CREATE TABLE IF NOT EXISTS idempotency (
     headers TEXT NOT NULL,
     created_at REAL NOT NULL
 );
-"""
-# Added after the table first shipped: rows stored before it have an empty fingerprint, which matches nothing.
+CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);
+""",
+    "postgres": """
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    status INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    request_hash TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at);
+""",
+}
+# Added to SQLite files after the table first shipped: rows stored before it have an empty fingerprint, which
+# matches nothing. Postgres tables are born with it.
 MIGRATION = "ALTER TABLE idempotency ADD COLUMN request_hash TEXT NOT NULL DEFAULT ''"
 TTL_SECONDS = 24 * 3600
+SWEEP: dict[Dialect, str] = {
+    "sqlite": "DELETE FROM idempotency WHERE created_at <= ?",
+    # Workers sweeping at once skip the rows another one is deleting, rather than queue (or deadlock) on them.
+    "postgres": "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at <= ?"
+                " FOR UPDATE SKIP LOCKED)",
+}
 
 
 class Stored(NamedTuple):
@@ -39,7 +60,9 @@ class IdempotencyStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA[db.dialect])
+        if db.dialect != "sqlite":
+            return
         try:
             db.executescript(MIGRATION)
         except sqlite3.OperationalError as exc:  # the column is there already
@@ -54,6 +77,8 @@ class IdempotencyStore:
     def put(self, key: str, status: int, body: str, headers: str, request_hash: str) -> None:
         now = time.time()
         with self.db.transaction() as conn:
-            conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - TTL_SECONDS,))
-            conn.execute("INSERT OR REPLACE INTO idempotency (key, status, body, headers, created_at, request_hash) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (key, status, body, headers, now, request_hash))
+            conn.execute(SWEEP[self.db.dialect], (now - TTL_SECONDS,))
+            conn.execute("INSERT INTO idempotency (key, status, body, headers, created_at, request_hash) "
+                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET status = excluded.status, "
+                         "body = excluded.body, headers = excluded.headers, created_at = excluded.created_at, "
+                         "request_hash = excluded.request_hash", (key, status, body, headers, now, request_hash))

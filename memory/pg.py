@@ -73,7 +73,11 @@ class PgDatabase:
         self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url, min_size=1, max_size=max_size, timeout=timeout, open=True,
             kwargs={"autocommit": True, "row_factory": ROWS}, name="orchestrator-memory")
-        self.pool.wait(timeout=timeout)
+        try:
+            self.pool.wait(timeout=timeout)
+        except BaseException:
+            self.pool.close()  # or its workers go on trying to connect in the background
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:

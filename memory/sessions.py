@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import builtins
-import sqlite3
 import time
 import uuid
 from typing import Any
 
-from memory.db import Database
+from memory.db import Connection, Database, Dialect
 
-SCHEMA = """
+SCHEMA: dict[Dialect, str] = {
+    "sqlite": """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     name TEXT,
@@ -28,10 +28,39 @@ CREATE TABLE IF NOT EXISTS projects (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
-"""
+""",
+    # Born with the owner column (no Postgres store predates it), last as on a migrated SQLite file; times are
+    # epoch seconds as on SQLite.
+    "postgres": """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT,
+    project_id TEXT COLLATE "C",
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    turn_count INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_at);
+CREATE INDEX IF NOT EXISTS sessions_by_project ON sessions(project_id, updated_at);
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    owner TEXT
+);
+""",
+}
 OWNED_TABLES = ("sessions", "projects")
 """Tables with an `owner` column: the fingerprint of the API key that created the row (API_KEY_SCOPED_SESSIONS),
 NULL for rows made without one. Databases from before it get the column on open."""
+
+OWNER_INDEXES = """
+CREATE INDEX IF NOT EXISTS sessions_by_owner ON sessions(owner, updated_at);
+CREATE INDEX IF NOT EXISTS projects_by_owner ON projects(owner, created_at);
+"""
 
 DEFAULT_SCOPE = "default"
 
@@ -56,18 +85,18 @@ class SessionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
-        self._add_owner_columns()
+        db.executescript(SCHEMA[db.dialect])
+        if db.dialect == "sqlite":
+            self._add_owner_columns()
+        db.executescript(OWNER_INDEXES)
 
     def _add_owner_columns(self) -> None:
-        """`owner TEXT` on sessions and projects, added in place to a database made before it."""
+        """`owner TEXT` on sessions and projects, added in place to a SQLite database made before it."""
         for table in OWNED_TABLES:
             columns = {row["name"] for row in self.db.query(f"PRAGMA table_info({table})")}
             if "owner" not in columns:
                 with self.db.transaction() as conn:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT")
-        self.db.executescript("CREATE INDEX IF NOT EXISTS sessions_by_owner ON sessions(owner, updated_at);\n"
-                              "CREATE INDEX IF NOT EXISTS projects_by_owner ON projects(owner, created_at);")
 
     # Sessions -------------------------------------------------------------------------------------
     def ensure(self, session_id: str, project_id: str | None = None, owner: str | None = None) -> dict:
@@ -106,7 +135,7 @@ class SessionStore:
             self.count_turns(conn, session_id, 1, now)
 
     @staticmethod
-    def count_turns(conn: sqlite3.Connection, session_id: str, turns: int, now: float | None = None) -> None:
+    def count_turns(conn: Connection, session_id: str, turns: int, now: float | None = None) -> None:
         """`record_turn` for `turns` turns, inside the caller's transaction (a turn's episode commit)."""
         now = time.time() if now is None else now
         conn.execute(
@@ -173,7 +202,7 @@ class SessionStore:
         where, params = ("WHERE p.owner = ?", (owner,)) if owner else ("", ())
         rows = self.db.query(
             "SELECT p.*, (SELECT COUNT(*) FROM sessions s WHERE s.project_id = p.id) AS session_count"
-            f" FROM projects p {where} ORDER BY p.created_at DESC", params)
+            f" FROM projects p {where} ORDER BY p.created_at DESC, p.id", params)
         return [dict(r) for r in rows]
 
     def update_project(self, project_id: str, name: str | None, description: Any = _UNSET) -> dict | None:

@@ -1,4 +1,4 @@
-"""What recall put in each turn's prompt, kept beside the turn's episode (`memory.db`, table `turn_recalls`).
+"""What recall put in each turn's prompt, kept beside the turn's episode (the memory database, `turn_recalls`).
 
 One row per episode, written in the episode's own transaction (uncommitted with it, committed with it,
 discarded with it and deleted with its session), so the record of a turn exists exactly when the turn does
@@ -10,31 +10,40 @@ summary was in the prompt, and whether recall was degraded. The web page shows i
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-from memory.db import Database
+from memory.db import Connection, Database, Dialect
 
-SCHEMA = """
+SCHEMA: dict[Dialect, str] = {
+    "sqlite": """
 CREATE TABLE IF NOT EXISTS turn_recalls (
     episode_id TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
-"""
+""",
+    # JSON as text, not jsonb: read back as the same string on both dialects (json.loads'd by session_turns).
+    "postgres": """
+CREATE TABLE IF NOT EXISTS turn_recalls (
+    episode_id TEXT COLLATE "C" PRIMARY KEY,
+    record TEXT NOT NULL
+);
+""",
+}
 
 
 def ensure_schema(db: Database) -> None:
     """Create the table (idempotent)."""
-    db.executescript(SCHEMA)
+    db.executescript(SCHEMA[db.dialect])
 
 
-def write(conn: sqlite3.Connection, episode_id: str, record: dict[str, Any]) -> None:
+def write(conn: Connection, episode_id: str, record: dict[str, Any]) -> None:
     """Store one turn's record, inside the caller's transaction (the episode's insert)."""
-    conn.execute("INSERT OR REPLACE INTO turn_recalls (episode_id, record) VALUES (?, ?)",
+    conn.execute("INSERT INTO turn_recalls (episode_id, record) VALUES (?, ?)"
+                 " ON CONFLICT (episode_id) DO UPDATE SET record = excluded.record",  # both dialects
                  (episode_id, json.dumps(record, ensure_ascii=False)))
 
 
-def delete_session(conn: sqlite3.Connection, session_id: str, uncommitted_only: bool = False) -> None:
+def delete_session(conn: Connection, session_id: str, uncommitted_only: bool = False) -> None:
     """Remove the records of a session's episodes (or of its uncommitted ones), inside the caller's
     transaction, before the episodes themselves are deleted."""
     where = "session_id = ?" + (" AND committed = 0" if uncommitted_only else "")

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Response
 
-from memory.entities import Entity
+from memory.entities import Entity, NameTaken
 from memory.sessions import scope_of, visible_to
 from server.api.schemas import EntitiesList, EntityCreate, EntityPublic, EntityUpdate, entity_public, project_of_scope
 from server.api.sessions import require_own_project, require_project
@@ -60,10 +60,8 @@ async def update_entity(entity_id: str, body: EntityUpdate, runtime: RuntimeDep,
     entity = await get_entity_or_404(runtime, entity_id, owner)
     try:
         updated = await asyncio.to_thread(runtime.deps.admin.update_entity, entity, body.name, body.type, body.notes)
-    except Exception as exc:
-        if "UNIQUE" in str(exc):
-            raise ApiError(409, f"An entity named '{body.name}' already exists in this project.", param="name") from exc
-        raise
+    except NameTaken as exc:
+        raise ApiError(409, f"An entity named '{body.name}' already exists in this project.", param="name") from exc
     return entity_public(updated)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from memory.dialect_sql import storable_text
 from memory.entities import Entity
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -24,6 +25,12 @@ def project_of_scope(scope: str) -> str | None:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """Text the memory database can hold on both profiles (no NUL characters)."""
+        return storable_text(value) if isinstance(value, str) else value
 
 
 class SessionCreate(_Request):

@@ -99,6 +99,19 @@ class DialogueJobs:
         self.metrics.queued.set(len(self._queue))
 
     async def _run(self, job_id: str) -> None:
+        try:
+            release = await asyncio.to_thread(self.store.claim, job_id)
+        except Exception:  # the database is unreachable: the job stays unfinished, resumed at the next start
+            log.exception("dialogue %s could not be claimed", job_id)
+            return
+        if release is None:
+            return  # another worker (same Postgres) is running it
+        try:
+            await self._run_claimed(job_id)
+        finally:
+            await asyncio.to_thread(release)
+
+    async def _run_claimed(self, job_id: str) -> None:
         row = await asyncio.to_thread(self.store.get, job_id)
         if row is None or row.status not in UNFINISHED:
             return

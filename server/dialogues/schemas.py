@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+from memory.dialect_sql import storable_text
+
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                  AfterValidator(storable_text)]  # a column of its own: no NUL on either profile
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 
 

@@ -33,23 +33,31 @@ class DialogueService:
     store: DialogueStore
     graph: CompiledStateGraph
     jobs: DialogueJobs
+    owns_db: bool = True
+    """Whether `close` closes the store's database (not the runtime's, on the Postgres profile)."""
 
     @classmethod
     async def open(cls, runtime: Runtime) -> DialogueService:
-        """Open the jobs table, compile the graph on the runtime's checkpointer, resume unfinished jobs."""
+        """Open the jobs table, compile the graph on the runtime's checkpointer, resume unfinished jobs. On the
+        Postgres profile the table lives in the memory database (the runtime's pool, which the runtime closes);
+        on the embedded one in its own file, DATA_DIR/dialogues.db."""
         settings = runtime.settings
-        store = await asyncio.to_thread(lambda: DialogueStore(SqliteDatabase(settings.dialogues_path)))
+        memory_db = runtime.deps.sessions.db
+        shared = memory_db.dialect == "postgres"
+        db = memory_db if shared else SqliteDatabase(settings.dialogues_path)
+        store = await asyncio.to_thread(DialogueStore, db)
         deps = dialogue_deps(settings, runtime.deps.chat_model, runtime.deps.embedder)
         graph = build_dialogue_graph(deps).compile(checkpointer=runtime.graph.checkpointer)
         jobs = DialogueJobs(store, graph, settings.max_concurrent_dialogues, DialogueMetrics(runtime.metrics),
                             deps.models)
-        service = cls(settings, store, graph, jobs)
+        service = cls(settings, store, graph, jobs, owns_db=not shared)
         await jobs.resume()
         return service
 
     async def close(self) -> None:
         await self.jobs.close()
-        await asyncio.to_thread(self.store.db.close)
+        if self.owns_db:
+            await asyncio.to_thread(self.store.db.close)
 
     async def submit(self, dialogues: list[DialogueCreate], batch: bool, owner: str | None = None
                      ) -> tuple[str | None, list[str]]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from server.deps import OwnerDep
+from server.deps import MAX_OFFSET, OwnerDep
 from server.dialogues.export import ExportFilter
 from server.dialogues.schemas import (
     BatchQueued,
@@ -102,7 +102,7 @@ async def create_batch(request: Request, service: DialoguesDep, owner: OwnerDep)
 @router.get("", response_model=DialoguesPage)
 async def list_dialogues(service: DialoguesDep, owner: OwnerDep, status: Status | None = None,
                          batch: str | None = None,
-                         topic: str | None = None, cursor: Annotated[int, Query(ge=0)] = 0,
+                         topic: str | None = None, cursor: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> DialoguesPage:
     """Dialogues in creation order, with the counts by status (a batch's progress with `?batch=`)."""
     rows, counts, next_cursor = await service.page(status, batch, topic, cursor, limit, owner)

@@ -169,6 +169,7 @@ def test_a_jsonl_upload_queues_one_dialogue_a_line(client):
 
 @pytest.mark.parametrize("body, where", [
     ({"topic": "   "}, "topic"),
+    ({"topic": "a\x00b"}, "NUL"),  # Postgres stores no NUL: refused on both profiles alike
     ({"topic": "x", "min_turns": 5, "max_turns": 3}, "min_turns (5) must not exceed max_turns (3)"),
     ({"topic": "x", "participants": [{"name": "A", "mood": "grumpy"}, {"name": "B"}]}, "participants.0.mood"),
     ({"topic": "x", "participants": [{"name": "A"}]}, "participants"),

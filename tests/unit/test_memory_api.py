@@ -76,6 +76,12 @@ def test_session_crud_and_patch_validation(client):
     assert client.get("/projects/p1/sessions").json()["total"] == 2
     assert client.get("/sessions/missing").status_code == 404
     assert client.post("/sessions", json={"id": "bad id!"}).status_code in (400, 422)
+    # Postgres stores no NUL character in text: refused on both profiles alike, naming the field.
+    for path, body in (("/projects", {"name": "a\x00b"}), ("/sessions", {"name": "a\x00b"}),
+                       ("/entities", {"name": "Vega", "notes": "\x00"})):
+        r = client.post(path, json=body)
+        assert r.status_code == 400 and "NUL" in r.json()["error"]["message"], r.text
+        assert r.json()["error"]["param"] in ("name", "notes")
 
 
 def test_messages_and_memory_inspection(client):

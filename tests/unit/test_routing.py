@@ -16,7 +16,6 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from graph.classifier import QueryClassifier
 from graph.wiring import build_deps
 from memory.cache_guard import same_particulars
-from memory.db import SqliteDatabase
 from memory.semantic_cache import SemanticCache
 from server.app import create_app
 from tests.fakes import FakeChatModel, contract
@@ -126,8 +125,8 @@ async def test_deleting_a_session_or_a_project_removes_its_cached_answers(settin
     assert cache.count("d2") == 0
 
 
-def test_entries_expire_after_their_ttl(tmp_path: Path):
-    cache = SemanticCache(SqliteDatabase(tmp_path / "memory.db"))
+def test_entries_expire_after_their_ttl(database):
+    cache = SemanticCache(database)
     vector = [1.0] + [0.0] * 383
     cache.store("project:a", "k", "key", "s", "knowledge", "What is a mutex?", vector, "A lock.", 12, 60, now=1000)
     assert cache.lookup("project:a", "k", "key", "What is a mutex?", vector, 0.9, now=1059) is not None

@@ -30,7 +30,8 @@ def ensure_schema(db: Database) -> None:
 
 def write(conn: sqlite3.Connection, episode_id: str, record: dict[str, Any]) -> None:
     """Store one turn's record, inside the caller's transaction (the episode's insert)."""
-    conn.execute("INSERT OR REPLACE INTO turn_recalls (episode_id, record) VALUES (?, ?)",
+    conn.execute("INSERT INTO turn_recalls (episode_id, record) VALUES (?, ?)"
+                 " ON CONFLICT (episode_id) DO UPDATE SET record = excluded.record",  # both dialects
                  (episode_id, json.dumps(record, ensure_ascii=False)))
 
 

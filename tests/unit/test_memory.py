@@ -1,4 +1,5 @@
-"""Episodes, FTS5, vectors and hybrid recall on real SQLite, Chroma and the packaged MiniLM model."""
+"""Episodes, lexical search, vectors and hybrid recall on real SQLite (FTS5) and Postgres (tsvector), Chroma and
+the packaged MiniLM model. Store tests take the `database` fixture: they run on both dialects."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from memory.db import SqliteDatabase
+from memory.db import Database, SqliteDatabase
 from memory.embedder import DIMENSIONS, Embedder
 from memory.episodes import Episode, EpisodeStore
 from memory.hybrid import FusionWeights, fuse
 from memory.indexer import Indexer
 from memory.lexical import LexicalPlanner, Pass
+from memory.pg import PgDatabase
 from memory.text import match_expression, query_terms
 from memory.vector_process import VectorIndex, VectorStoreError
 
@@ -25,8 +27,18 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def store(tmp_path) -> EpisodeStore:
-    return EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
+def store(database) -> EpisodeStore:
+    """An episode store of each dialect."""
+    return EpisodeStore(database)
+
+
+sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+"""For the FTS5 search planner (memory/lexical.py), which is SQLite's."""
+
+
+def reopen(db: Database) -> Database:
+    """A second handle on the same database (a restarted process)."""
+    return SqliteDatabase(db.path) if isinstance(db, SqliteDatabase) else PgDatabase(db.url, max_size=2)
 
 
 def test_query_terms_drop_stopwords():
@@ -155,12 +167,11 @@ async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, 
 
 
 @pytest.mark.anyio
-async def test_unindexed_episodes_are_indexed_after_a_restart(tmp_path, embedder):
-    db_path = tmp_path / "memory.db"
-    first = EpisodeStore(SqliteDatabase(db_path))
+async def test_unindexed_episodes_are_indexed_after_a_restart(database, tmp_path, embedder):
+    first = EpisodeStore(reopen(database))
     first.add(Episode("s1", "default", "The wifi password is hunter2", "Saved."))
     first.db.close()  # "crash" before the vector was written
-    store = EpisodeStore(SqliteDatabase(db_path))
+    store = EpisodeStore(database)
     vectors = VectorIndex(tmp_path / "chroma")
     indexer = Indexer(store, vectors, embedder)
     indexer.schedule()
@@ -183,7 +194,7 @@ async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, 
 
     embedder._encode = counting
     try:
-        query = f"Where does the {by} backup run every night?"
+        query = f"Where does the {by} backup run every night on {store.db.dialect}?"  # not embedded before
         query_vector = embedder.embed_one(query)  # what recall does with the turn's message
         store.add(Episode("s1", "default", query, "On the NAS.", ai_msg_id="ai1"))
         indexer = Indexer(store, vectors, embedder, by=by)
@@ -222,6 +233,7 @@ def test_a_store_made_before_the_recent_table_gets_it_filled_once(tmp_path):
     assert [r["rowid"] for r in db.query("SELECT rowid FROM episodes_recent_fts ORDER BY rowid")] == [3, 4, 5]
 
 
+@sqlite_only
 def test_words_most_episodes_contain_are_left_out_of_the_search(store):
     for i in range(40):
         store.add(Episode(f"s{i}", "default", f"ticket {i} tracks the {'alpha' if i % 10 == 0 else 'beta'} box",
@@ -234,6 +246,7 @@ def test_words_most_episodes_contain_are_left_out_of_the_search(store):
     assert store.search("default", "ticket tracks", 10) == []  # nothing but ubiquitous words
 
 
+@sqlite_only
 def test_a_large_store_is_searched_within_a_budget_and_rare_words_reach_all_of_it(store):
     """Past the budget, frequent words are scored over the newest rows only, while a word said once long
     ago is still found in the older ones."""
@@ -255,8 +268,7 @@ def test_a_large_store_is_searched_within_a_budget_and_rare_words_reach_all_of_i
     assert exact.plan(store.db, "default", ["deploy", "zanzibar"]) == [Pass(("deploy", "zanzibar"))]
 
 
-
-
+@sqlite_only
 def test_word_counts_are_reused_until_the_store_has_grown(store):
     """Counting a frequent word is the costly part of planning: its count is kept, and made again once a
     tenth of the sample's worth of episodes has been added."""

@@ -24,6 +24,9 @@ from memory.pg_lexical import PgLexicalIndex
 
 LexicalIndex = Fts5Index | PgLexicalIndex
 
+COLUMNS = "seq, id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text, document, created_at"
+"""What reads fetch (not `*`: Postgres' generated `terms` would come back as text, for nothing)."""
+
 
 def render_document(user_text: str, assistant_text: str, created_at: float,
                     speakers: tuple[str | None, str | None] = (None, None)) -> str:
@@ -198,7 +201,7 @@ class EpisodeStore:
             return []
         marks = ",".join("?" * len(hits))
         by_seq = {r["seq"]: r for r in self.db.query(
-            f"SELECT * FROM episodes WHERE seq IN ({marks}) AND committed = 1", tuple(seq for _, seq in hits))}
+            f"SELECT {COLUMNS} FROM episodes WHERE seq IN ({marks}) AND committed = 1", tuple(seq for _, seq in hits))}
         return [_stored(by_seq[seq], score) for score, seq in hits if seq in by_seq]
 
     def get_many(self, ids: list[str]) -> dict[str, StoredEpisode]:
@@ -206,20 +209,20 @@ class EpisodeStore:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self.db.query(f"SELECT * FROM episodes WHERE id IN ({marks}) AND committed = 1", tuple(ids))
+        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE id IN ({marks}) AND committed = 1", tuple(ids))
         return {r["id"]: _stored(r) for r in rows}
 
     def for_session(self, session_id: str, limit: int = 50) -> list[StoredEpisode]:
         """The newest episodes of one session, oldest first."""
         rows = self.db.query(
-            "SELECT * FROM episodes WHERE session_id = ? AND committed = 1 ORDER BY seq DESC LIMIT ?",
+            f"SELECT {COLUMNS} FROM episodes WHERE session_id = ? AND committed = 1 ORDER BY seq DESC LIMIT ?",
             (session_id, limit),
         )
         return [_stored(r) for r in reversed(rows)]
 
     def pending(self, limit: int) -> list[StoredEpisode]:
         """Committed episodes not yet embedded into the vector index, oldest first (whoever claimed them)."""
-        rows = self.db.query("SELECT * FROM episodes WHERE indexed = 0 AND committed = 1 ORDER BY seq LIMIT ?",
+        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE indexed = 0 AND committed = 1 ORDER BY seq LIMIT ?",
                              (limit,))
         return [_stored(r) for r in rows]
 
@@ -235,7 +238,7 @@ class EpisodeStore:
             rows = conn.execute(
                 "UPDATE episodes SET claimed_at = ? WHERE seq IN (SELECT seq FROM episodes WHERE indexed = 0"
                 " AND committed = 1 AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY seq LIMIT ?"
-                " FOR UPDATE SKIP LOCKED) RETURNING *", (now, now - self.claim_seconds, limit)).fetchall()
+                f" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}", (now, now - self.claim_seconds, limit)).fetchall()
         return [_stored(r) for r in sorted(rows, key=lambda r: r["seq"])]
 
     def release(self, ids: list[str]) -> None:
@@ -263,7 +266,7 @@ class EpisodeStore:
 
     def by_reply(self, ai_msg_id: str) -> StoredEpisode | None:
         """The committed episode that ended with this reply, or None."""
-        rows = self.db.query("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1", (ai_msg_id,))
+        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE ai_msg_id = ? AND committed = 1", (ai_msg_id,))
         return _stored(rows[0]) if rows else None
 
     def rewrite_reply(self, ai_msg_id: str, assistant_text: str) -> StoredEpisode | None:
@@ -272,7 +275,7 @@ class EpisodeStore:
         the indexer embeds it again (drop its old vector first: `by_reply` finds it; an old vector an indexer
         adds meanwhile is replaced, see `mark_indexed`). None if no committed episode ends with that reply."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1",
+            row = conn.execute(f"SELECT {COLUMNS} FROM episodes WHERE ai_msg_id = ? AND committed = 1",
                                (ai_msg_id,)).fetchone()
             if row is None:
                 return None
@@ -287,7 +290,7 @@ class EpisodeStore:
         index and recall record, and run `also(conn)` in the same transaction (the server uncounts the turn
         there). Its vector is the caller's. None if no committed episode ends with that reply."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM episodes WHERE ai_msg_id = ? AND committed = 1",
+            row = conn.execute(f"SELECT {COLUMNS} FROM episodes WHERE ai_msg_id = ? AND committed = 1",
                                (ai_msg_id,)).fetchone()
             if row is None:
                 return None

@@ -62,6 +62,26 @@ def test_lexical_search_ranks_and_respects_scope(store):
     assert store.search("default", "the of and", 10) == []
 
 
+def test_a_rare_word_outranks_a_common_one_and_committed_rows_alone_are_found(store):
+    """BM25 on both dialects: a word few episodes hold weighs more than one most of them hold (Postgres'
+    own ts_rank_cd would rank by counts alone), and a longer episode weighs a word less."""
+    for i in range(8):
+        store.add(Episode(f"common{i}", "default", f"the backup ran fine on night {i}, backup backup", "OK."))
+    store.add(Episode("rare", "default", "the backup went to the zanzibar bucket", "OK."))
+    store.add(Episode("ghost", "default", "zanzibar zanzibar zanzibar", "OK."), committed=False)
+    hits = store.search("default", "backup zanzibar", 10)
+    assert hits[0].session_id == "rare" and len(hits) == 9 and "ghost" not in {h.session_id for h in hits}
+    assert hits[0].score > hits[1].score > 0
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_postgres_search_stems_its_words(store):
+    store.add(Episode("s1", "default", "I was deploying the gardens service", "OK."))
+    store.add(Episode("s2", "default", "Lunch was soup", "OK."))
+    assert [h.session_id for h in store.search("default", "when did I deploy the garden?", 10)] == ["s1"]
+    assert store.search("other-scope", "deploy garden", 10) == []
+
+
 def test_embedder_is_offline_minilm(embedder):
     a, b, c = embedder.embed(["The spare key is under the blue flower pot", "Where is the spare key?",
                               "Quarterly revenue grew in Europe"])

@@ -34,7 +34,8 @@ def fts_documents(store: EpisodeStore, seq_of: str) -> dict[str, list[str]]:
     `terms` are indexed, if they are those of its text)."""
     if store.db.dialect == "postgres":
         return {"episodes": [r["document"] for r in store.db.query(
-            "SELECT document FROM episodes WHERE id = ? AND terms = to_tsvector('simple', document)", (seq_of,))]}
+            f"SELECT document FROM episodes WHERE id = ? AND terms = to_tsvector('{store.lexical.config}', document)",
+            (seq_of,))]}
     return {table: [r["document"] for r in store.db.query(
         f"SELECT document FROM {table} WHERE rowid IN (SELECT seq FROM episodes WHERE id = ?)", (seq_of,))]
         for table in FTS_TABLES}

@@ -105,13 +105,11 @@ class EpisodeStore:
 
     @property
     def planner(self) -> LexicalPlanner:
-        """How FTS5 searches are planned (SQLite; Postgres has a planner of its own)."""
-        assert isinstance(self.lexical, Fts5Index), "the search planner is SQLite's (memory/lexical.py)"
+        """How searches of large stores are planned (memory/lexical.py)."""
         return self.lexical.planner
 
     @planner.setter
     def planner(self, planner: LexicalPlanner) -> None:
-        assert isinstance(self.lexical, Fts5Index), "the search planner is SQLite's (memory/lexical.py)"
         self.lexical.planner = planner
 
     def add(self, episode: Episode, committed: bool = True) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from memory.db import Database
-from memory.lexical import LexicalPlanner
+from memory.lexical import LexicalPlanner, Pass
 from memory.text import match_expression, query_terms, scope_token
 
 SCHEMA = """
@@ -95,6 +95,10 @@ class Fts5Index:
             conn.execute(f"UPDATE {table} SET scope_token = ? WHERE rowid IN"
                          " (SELECT seq FROM episodes WHERE session_id = ?)", (scope_token(scope), session_id))
 
+    def plan(self, scope: str, terms: list[str]) -> list[Pass]:
+        """How a search for `terms` in `scope` is done (memory/lexical.py)."""
+        return self.planner.plan(self.db, scope, terms)
+
     def search(self, scope: str, text: str, limit: int) -> list[tuple[float, int]]:
         """(score, seq) of the BM25 hits for `text` inside `scope`, best first (higher is better). Words that
         most episodes contain are left out, and large stores are searched within a bounded number of rows
@@ -103,7 +107,7 @@ class Fts5Index:
         # Matching the scope's token makes BM25 count all of the scope's rows once per search (2 ms at 100k):
         # a store that holds no other scope is searched without it.
         alone = not self.db.query("SELECT 1 FROM episodes WHERE scope < ? OR scope > ? LIMIT 1", (scope, scope))
-        for step in self.planner.plan(self.db, scope, query_terms(text)):
+        for step in self.plan(scope, query_terms(text)):
             table = "episodes_recent_fts" if step.recent else "episodes_fts"
             sql = f"SELECT rowid, bm25({table}, 0.0, 1.0) AS score FROM {table} WHERE {table} MATCH ?"
             params: list = [match_expression(None if alone else scope, text, list(step.terms))]

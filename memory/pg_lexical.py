@@ -6,8 +6,10 @@ scope token inside MATCH. Ranking: Postgres' own `ts_rank_cd` weighs every word 
 how rare a word is), and a question's rare word (a name, a place) is what finds its answer; so the score is
 BM25 as FTS5 computes it (k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6), with N,
 n and the mean length taken within the scope. Its cost grows with the rows the query's words match in the
-scope (each is read once to count its words), not with the store. `ts_rank_cd` stays selectable for comparison
-(bench/lexical_parity.py measured both, and both text search configurations: BENCHMARKS.md).
+scope (each is read once to count its words): in a large store the search is planned as SQLite's is
+(memory/lexical.py: ubiquitous words left out, the newest rows within a budget, rare words over all of them).
+`ts_rank_cd` stays selectable for comparison (bench/lexical_parity.py measured both, and both text search
+configurations: BENCHMARKS.md).
 
 The query's words are the same content words as on SQLite (memory/text.py `query_terms`, stopwords dropped),
 then normalised by the configuration ('simple': lowercased as is; 'english': stemmed, its stopwords dropped).
@@ -19,10 +21,18 @@ import time
 from typing import Any, Literal
 
 from memory.db import Database
+from memory.lexical import LexicalPlanner, Pass
 from memory.text import query_terms
 
 Config = Literal["simple", "english"]
 Ranking = Literal["bm25", "ts_rank_cd"]
+
+PG_BUDGET = 500
+"""Matched rows a search scores at most before it is planned as newest rows + rare words (memory/lexical.py):
+scoring a row costs ~10 µs here against ~1 µs in FTS5 (bench/lexical_parity.py --scale), so the budget is
+smaller than SQLite's 2500 for a similar cost."""
+PG_MIN_WINDOW = 1000
+MAX_SEQ = 2**62
 
 DEFAULT_CONFIG: Config = "english"
 """Stemmed: it recalled 5.8 points more evidence than 'simple' on the LoCoMo dev half (BENCHMARKS.md)."""
@@ -68,13 +78,17 @@ WITH query AS MATERIALIZED (
 hits AS MATERIALIZED (
     SELECT e.seq, e.doc_len, u.lexeme, array_length(u.positions, 1) AS tf
     FROM episodes e CROSS JOIN query CROSS JOIN LATERAL unnest(e.terms) AS u
-    WHERE e.scope = ? AND e.committed = 1 AND e.terms @@ query.tsq AND u.lexeme = ANY (query.lexemes)),
+    WHERE e.scope = ? AND e.committed = 1 AND e.seq > ? AND e.seq <= ? AND e.terms @@ query.tsq
+          AND u.lexeme = ANY (query.lexemes)),
 df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme)
 SELECT h.seq, sum(greatest(ln((?::float8 - df.n + 0.5) / (df.n + 0.5)), 1e-6) * h.tf * 2.2
                   / (h.tf + 1.2 * (0.25 + 0.75 * h.doc_len / ?::float8))) AS score
 FROM hits h JOIN df ON df.lexeme = h.lexeme
 GROUP BY h.seq ORDER BY score DESC, h.seq DESC LIMIT ?
 """
+
+COUNT = ("SELECT count(*) AS n FROM (SELECT 1 FROM episodes WHERE seq > ? AND terms @@ plainto_tsquery('{config}', ?)"
+         " LIMIT ?) AS t")
 
 STATS = "SELECT count(*) AS n, coalesce(avg(doc_len), 1) AS avgdl FROM episodes WHERE scope = ? AND committed = 1"
 
@@ -91,7 +105,8 @@ class PgLexicalIndex:
     the write hooks FTS5 needs (`add`, `rewrite`, `remove`, `rescope`) have nothing to do here."""
 
     def __init__(self, db: Database, config: Config = DEFAULT_CONFIG, ranking: Ranking = "bm25",
-                 exact_stats_below: int = 2000, stats_seconds: float = 30.0) -> None:
+                 exact_stats_below: int = 2000, stats_seconds: float = 30.0,
+                 planner: LexicalPlanner | None = None) -> None:
         if config not in ("simple", "english") or ranking not in ("bm25", "ts_rank_cd"):
             raise ValueError(f"unknown text search configuration {config!r} or ranking {ranking!r}")
         self.db = db
@@ -100,6 +115,7 @@ class PgLexicalIndex:
         self.exact_stats_below = exact_stats_below
         self.stats_seconds = stats_seconds
         self._stats_kept: dict[str, tuple[float, int, float]] = {}  # scope: (when, N, mean length)
+        self.planner = planner or LexicalPlanner(budget=PG_BUDGET, min_window=PG_MIN_WINDOW)
 
     def setup(self) -> None:
         """Create the table and its indexes (idempotent)."""
@@ -122,15 +138,29 @@ class PgLexicalIndex:
         terms = query_terms(text)
         if not terms:
             return []
-        words = " ".join(terms)
-        params: tuple[str | int | float, ...]
-        if self.ranking == "bm25":
-            n, avgdl = self._stats(scope)
-            sql, params = BM25, (words, scope, n, avgdl, limit)
-        else:
-            sql, params = TS_RANK_CD, (words, scope, limit)
-        rows = self.db.query(sql.replace("{config}", self.config), params)
-        return [(float(r["score"]), int(r["seq"])) for r in rows]
+        if self.ranking == "ts_rank_cd":
+            rows = self.db.query(TS_RANK_CD.replace("{config}", self.config), (" ".join(terms), scope, limit))
+            return [(float(r["score"]), int(r["seq"])) for r in rows]
+        n, avgdl = self._stats(scope)
+        hits: list[tuple[float, int]] = []
+        window = 0
+        for step in self.plan(scope, terms):
+            # N is the number of rows the pass covers: the newest `rows` of the scope, or the older rest.
+            covered = step.rows if step.rows is not None else n - window if step.upto is not None else n
+            window = step.rows or window
+            rows = self.db.query(BM25.replace("{config}", self.config), (
+                " ".join(step.terms), scope, -1 if step.after is None else step.after,
+                MAX_SEQ if step.upto is None else step.upto, max(covered, 1), avgdl, limit))
+            hits += [(float(r["score"]), int(r["seq"])) for r in rows]
+        return sorted(hits, reverse=True)[:limit]
+
+    def plan(self, scope: str, terms: list[str]) -> list[Pass]:
+        """How a search for `terms` in `scope` is done (memory/lexical.py)."""
+        return self.planner.plan(self.db, scope, terms, self._count)
+
+    def _count(self, db: Database, term: str, after: int, cap: int) -> int:
+        """In how many episodes with `seq > after` the word occurs, up to `cap` (the planner's sample)."""
+        return int(db.query(COUNT.replace("{config}", self.config), (after, term, cap))[0]["n"])
 
     def _stats(self, scope: str) -> tuple[int, float]:
         """The scope's committed episodes and their mean length (BM25's N and avgdl). Counting them reads every

@@ -5,9 +5,9 @@ The scope is matched inside the query (`scope = ? AND committed = 1 AND terms @@
 scope token inside MATCH. Ranking: Postgres' own `ts_rank_cd` weighs every word alike (it has no notion of
 how rare a word is), and a question's rare word (a name, a place) is what finds its answer; so the score is
 BM25 as FTS5 computes it (k1 = 1.2, b = 0.75, idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6), with N,
-n and the mean length taken within the scope. Its cost grows with the rows the query's words match in the
-scope (each is read once to count its words): in a large store the search is planned as SQLite's is
-(memory/lexical.py: ubiquitous words left out, the newest rows within a budget, rare words over all of them).
+n and the mean length taken within the scope, and a word's count within an exchange taken as 1 (see `BM25`).
+Its cost grows with the rows the query's words match in the scope: in a large store the search is planned as
+SQLite's is (memory/lexical.py: ubiquitous words left out, the newest rows within a budget, rare words over all).
 `ts_rank_cd` stays selectable for comparison (bench/lexical_parity.py measured both, and both text search
 configurations: BENCHMARKS.md).
 
@@ -67,22 +67,22 @@ CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE co
 CREATE INDEX IF NOT EXISTS episodes_terms ON episodes USING gin (terms);
 """
 
-# The query's lexemes and the tsquery OR-ing them; the scope's matching rows (one GIN lookup) with each matched
-# lexeme's count in the row; each lexeme's document frequency, counted among those same rows (a row holding a
-# lexeme matches the query); then BM25 summed over the matched lexemes of each row. N and the mean length are
-# parameters (`_stats`). MATERIALIZED: each part is computed once, not again for every row of the next.
+# The query's lexemes (each also as a one-word tsquery) and the tsquery OR-ing them; which of them each of the
+# scope's matching rows holds (one GIN lookup for the rows, then a `@@` per lexeme); each lexeme's document
+# frequency, counted among those same rows (a row holding a lexeme matches the query); then BM25 summed over
+# the lexemes each row holds. A word's count within a row is taken as 1: unnesting each row's tsvector for its
+# positions made the search 3x slower for the same recall on LoCoMo (77.9 / 93.5 → 77.9 / 93.4, BENCHMARKS.md).
+# N and the mean length are parameters (`_stats`, and the pass's rows). MATERIALIZED: each part once.
 BM25 = """
-WITH query AS MATERIALIZED (
-    SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tsq, array_agg(lexeme) AS lexemes
-    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('{config}', ?))) AS q),
+WITH q AS MATERIALIZED (SELECT lexeme, quote_literal(lexeme)::tsquery AS one
+                        FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('{config}', ?))) AS words),
+query AS MATERIALIZED (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery AS tsq FROM q),
 hits AS MATERIALIZED (
-    SELECT e.seq, e.doc_len, u.lexeme, array_length(u.positions, 1) AS tf
-    FROM episodes e CROSS JOIN query CROSS JOIN LATERAL unnest(e.terms) AS u
-    WHERE e.scope = ? AND e.committed = 1 AND e.seq > ? AND e.seq <= ? AND e.terms @@ query.tsq
-          AND u.lexeme = ANY (query.lexemes)),
+    SELECT e.seq, e.doc_len, q.lexeme FROM episodes e CROSS JOIN query JOIN q ON e.terms @@ q.one
+    WHERE e.scope = ? AND e.committed = 1 AND e.seq > ? AND e.seq <= ? AND e.terms @@ query.tsq),
 df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme)
-SELECT h.seq, sum(greatest(ln((?::float8 - df.n + 0.5) / (df.n + 0.5)), 1e-6) * h.tf * 2.2
-                  / (h.tf + 1.2 * (0.25 + 0.75 * h.doc_len / ?::float8))) AS score
+SELECT h.seq, sum(greatest(ln((?::float8 - df.n + 0.5) / (df.n + 0.5)), 1e-6) * 2.2
+                  / (1 + 1.2 * (0.25 + 0.75 * h.doc_len / ?::float8))) AS score
 FROM hits h JOIN df ON df.lexeme = h.lexeme
 GROUP BY h.seq ORDER BY score DESC, h.seq DESC LIMIT ?
 """

@@ -118,10 +118,11 @@ class EpisodeStore:
         with self.db.transaction() as conn:
             seq = conn.execute(
                 "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text,"
-                " assistant_text, document, created_at, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " RETURNING seq",
+                " assistant_text, document, created_at, committed, written_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 (episode.id, episode.session_id, episode.scope, episode.user_msg_id, episode.ai_msg_id,
-                 episode.user_text, episode.assistant_text, episode.document, episode.created_at, int(committed)),
+                 episode.user_text, episode.assistant_text, episode.document, episode.created_at, int(committed),
+                 time.time()),
             ).fetchone()["seq"]
             if episode.recall is not None:
                 turn_recalls.write(conn, episode.id, episode.recall)
@@ -131,12 +132,13 @@ class EpisodeStore:
     def add_uncommitted(self, episodes: list[Episode]) -> None:
         """Store many episodes in one transaction, invisible until `commit_session` (an import: its
         checkpoint is written between the two, as a turn's is)."""
+        now = time.time()
         with self.db.transaction() as conn:
             conn.executemany(
                 "INSERT INTO episodes (id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text,"
-                " document, created_at, committed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                " document, created_at, committed, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 [(e.id, e.session_id, e.scope, e.user_msg_id, e.ai_msg_id, e.user_text, e.assistant_text,
-                  e.document, e.created_at) for e in episodes])
+                  e.document, e.created_at, now) for e in episodes])
 
     def message_ids(self, session_id: str) -> set[str]:
         """The message ids the session's episodes were made of (an import skips them: idempotent)."""
@@ -168,11 +170,12 @@ class EpisodeStore:
             return len(rows)
 
     def discard_uncommitted(self, session_id: str, before: float | None = None) -> int:
-        """Delete the session's uncommitted episodes (their turn was undone), or only those written before
-        `before` (epoch seconds: start-up repair beside other workers' running turns); returns how many."""
+        """Delete the session's uncommitted episodes (their turn was undone), or only those stored before
+        `before` (epoch seconds: start-up repair beside other workers' running turns; when the row was written,
+        not the exchange's date, which an import sets in the past); returns how many."""
         where, params = "session_id = ? AND committed = 0", (session_id,)  # type: str, tuple
         if before is not None:
-            where, params = where + " AND created_at < ?", (session_id, before)
+            where, params = where + " AND coalesce(written_at, 0) < ?", (session_id, before)
         with self.db.transaction() as conn:
             conn.execute(f"DELETE FROM turn_recalls WHERE episode_id IN (SELECT id FROM episodes WHERE {where})",
                          params)
@@ -184,7 +187,7 @@ class EpisodeStore:
         grouped: dict[str, list[str | None]] = {}
         sql, params = "SELECT session_id, ai_msg_id FROM episodes WHERE committed = 0", ()  # type: str, tuple
         if before is not None:
-            sql, params = sql + " AND created_at < ?", (before,)
+            sql, params = sql + " AND coalesce(written_at, 0) < ?", (before,)
         for row in self.db.query(sql + " ORDER BY seq", params):
             grouped.setdefault(row["session_id"], []).append(row["ai_msg_id"])
         return grouped

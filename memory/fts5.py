@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     document TEXT NOT NULL,
     created_at REAL NOT NULL,
     indexed INTEGER NOT NULL DEFAULT 0,
-    committed INTEGER NOT NULL DEFAULT 1
+    committed INTEGER NOT NULL DEFAULT 1,
+    written_at REAL
 );
 CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
 CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
@@ -57,8 +58,11 @@ class Fts5Index:
         """Create the tables (idempotent), upgrading stores made by older versions in place."""
         db = self.db
         db.executescript(SCHEMA)
-        if not any(row["name"] == "committed" for row in db.query("PRAGMA table_info(episodes)")):
+        columns = {row["name"] for row in db.query("PRAGMA table_info(episodes)")}
+        if "committed" not in columns:
             db.executescript("ALTER TABLE episodes ADD COLUMN committed INTEGER NOT NULL DEFAULT 1")
+        if "written_at" not in columns:  # when the row was stored (start-up repair's age; older rows: NULL)
+            db.executescript("ALTER TABLE episodes ADD COLUMN written_at REAL")
         db.executescript(UNCOMMITTED_INDEX)
         with db.transaction() as conn:  # stores made before the recent table existed: fill it once
             if not conn.execute("SELECT 1 FROM episodes_recent_fts LIMIT 1").fetchone():

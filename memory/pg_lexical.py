@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     created_at DOUBLE PRECISION NOT NULL,
     indexed INTEGER NOT NULL DEFAULT 0,
     committed INTEGER NOT NULL DEFAULT 1,
+    written_at DOUBLE PRECISION,
     -- When an indexer claimed the row to embed it (memory/episodes.py `claim`): a claim older than the
     -- lease is a crashed worker's, and another takes the row.
     claimed_at DOUBLE PRECISION,

@@ -7,10 +7,10 @@ uncommitted episode behind: at start-up, `reconcile` commits it if its session's
 reply (the turn is wholly there) and deletes it otherwise (the turn is wholly gone). Nothing is ever
 embedded before it is committed, so there is no vector to undo.
 
-On Postgres other workers may be mid-turn while one starts: their episodes are uncommitted for the moment
-between `persist` and the checkpoint. Repair then only looks at episodes older than `SHARED_REPAIR_AGE`
-(a turn's own commit follows its `persist` within the run), and two workers repairing at once commit each
-episode once (`EpisodeStore.commit_session` re-checks each row).
+On Postgres other workers may be mid-turn (or mid-import) while one starts: their episodes are uncommitted for
+the moment between `persist` and the checkpoint. Repair then only looks at episodes stored more than
+`SHARED_REPAIR_AGE` ago (a turn's own commit follows its `persist` within the run), and two workers repairing
+at once commit each episode once (`EpisodeStore.commit_session` re-checks each row).
 """
 
 from __future__ import annotations

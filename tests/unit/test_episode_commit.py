@@ -5,6 +5,7 @@ SQLite, then Postgres); repair on a real checkpointer with a fake chat model."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import aiosqlite
 import pytest
@@ -66,12 +67,14 @@ def test_repair_beside_other_workers_leaves_young_uncommitted_episodes_alone(sto
     """On a shared store, start-up repair looks only at episodes older than a bound: a younger one may be
     another worker's turn between `persist` and its checkpoint."""
     episodes, _ = stores
-    episodes.add(Episode("s", "default", "an old crash", "ok", ai_msg_id="ai-old", created_at=1000.0),
-                 committed=False)
-    episodes.add(Episode("s", "default", "a live turn", "ok", ai_msg_id="ai-live", created_at=5000.0),
-                 committed=False)
-    assert episodes.uncommitted(before=2000.0) == {"s": ["ai-old"]}
-    assert episodes.discard_uncommitted("s", before=2000.0) == 1
+    episodes.add(Episode("s", "default", "an old crash", "ok", ai_msg_id="ai-old"), committed=False)
+    bound = time.time()
+    while time.time() <= bound:  # what is stored from now on is younger than the bound
+        time.sleep(0.001)
+    # A live import: its exchanges are dated long ago, but it is being stored now.
+    episodes.add_uncommitted([Episode("s", "default", "a live import", "ok", ai_msg_id="ai-live", created_at=1e9)])
+    assert episodes.uncommitted(before=bound) == {"s": ["ai-old"]}
+    assert episodes.discard_uncommitted("s", before=bound) == 1
     assert episodes.uncommitted() == {"s": ["ai-live"]}
 
 

@@ -1,8 +1,10 @@
 """Moves episode embedding off the reply's critical path, durably.
 
-An episode row is written to SQLite with `indexed = 0` before the reply completes; this worker embeds
-pending rows in batches and marks them indexed. Rows left pending by a crash are picked up on the next
-start (`schedule()` in the lifespan), so the vector index always catches up with SQLite.
+An episode row is written to the memory database with `indexed = 0` before the reply completes; this worker
+embeds pending rows in batches and marks them indexed. Rows left pending by a crash are picked up on the next
+start (`schedule()` in the lifespan), so the vector index always catches up with the database. On Postgres,
+several workers' indexers share the pending rows: each claims its batch (`EpisodeStore.claim`, `FOR UPDATE
+SKIP LOCKED`), so each episode is embedded once, and a crashed worker's claim expires.
 
 An episode's vector is that of its user message by default (`by="message"`): recall embeds the very same
 text as its query, so the vector is reused and a turn costs one embedding instead of two (the exchange is
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from memory.embedder import Embedder
-from memory.episodes import EpisodeStore
+from memory.episodes import EpisodeStore, StoredEpisode
 from memory.vector_process import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -100,9 +102,18 @@ class Indexer:
 
     def index_batch(self) -> int:
         """Embed and index one batch of pending episodes; returns how many were indexed."""
-        pending = self.episodes.pending(self.batch)
+        pending = self.episodes.claim(self.batch)  # on Postgres, ours alone until marked or released
         if not pending:
             return 0
+        try:
+            self._embed(pending)
+        except BaseException:
+            self.episodes.release([e.id for e in pending])  # any worker's indexer retries them
+            raise
+        return len(pending)
+
+    def _embed(self, pending: list[StoredEpisode]) -> None:
+        """Embed a claimed batch, add the vectors, then mark the episodes indexed."""
         texts = [e.user_text or e.document if self.by == "message" else e.document for e in pending]
         vectors = self.embedder.embed_background(texts)
         by_scope: dict[str, list[int]] = {}
@@ -117,4 +128,3 @@ class Indexer:
             )
         # An episode rewritten while it was embedded (a reply cut to what was heard) stays pending: next pass.
         self.episodes.mark_indexed([e.id for e in pending], [e.document for e in pending])
-        return len(pending)

@@ -20,9 +20,20 @@ store (~3 ms at 100k synthetic episodes, whatever the window).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memory.db import Database
+
+Counter = Callable[[Database, str, int, int], int]
+"""(db, word, after, cap): in how many episodes with `seq > after` the word occurs, counting up to `cap`."""
+
+
+def fts5_count(db: Database, term: str, after: int, cap: int) -> int:
+    """A word's rows among SQLite's recent episodes (the recent FTS5 table holds at least the sample)."""
+    return int(db.query("SELECT count(*) AS n FROM (SELECT rowid FROM episodes_recent_fts WHERE episodes_recent_fts"
+                        " MATCH ? AND rowid > ? LIMIT ?)", ('document:"' + term.replace('"', '""') + '"', after, cap))
+               [0]["n"])
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class Pass:
     after: int | None = None
     upto: int | None = None
     recent: bool = False
+    rows: int | None = None
+    """How many of the scope's rows a pass over the newest ones covers (BM25's N on Postgres)."""
 
 
 @dataclass
@@ -53,8 +66,9 @@ class LexicalPlanner:
     """Words whose counts are kept (all are dropped when full: counting again is what a miss costs)."""
     _counts: dict[str, tuple[int, int, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def plan(self, db: Database, scope: str, terms: list[str]) -> list[Pass]:
-        """The passes for `terms` in `scope`; [] when only ubiquitous words are left."""
+    def plan(self, db: Database, scope: str, terms: list[str], count: Counter | None = None) -> list[Pass]:
+        """The passes for `terms` in `scope`; [] when only ubiquitous words are left. `count` counts a word's
+        rows (default: in SQLite's recent FTS5 table; Postgres has its own)."""
         if not terms:
             return []
         newest = db.query("SELECT max(seq) AS n FROM episodes")[0]["n"] or 0
@@ -62,7 +76,7 @@ class LexicalPlanner:
             return [Pass(tuple(terms))]
         sample = min(self.sample, newest)
         cap = int(sample * self.common_share) + 1
-        counts = {t: self._count(db, t, newest, sample, cap) for t in terms}
+        counts = {t: self._count(db, t, newest, sample, cap, count or fts5_count) for t in terms}
         kept = tuple(t for t in terms if counts[t] < cap)
         if not kept:
             return []
@@ -77,17 +91,16 @@ class LexicalPlanner:
         boundary = row[0]["seq"] - 1
         rare = tuple(t for t in kept if counts[t] * newest / sample <= self.rare_rows)
         recent = boundary >= newest - self.recent_rows
-        return [Pass(kept, after=boundary, recent=recent)] + ([Pass(rare, upto=boundary)] if rare else [])
+        return ([Pass(kept, after=boundary, recent=recent, rows=window)]
+                + ([Pass(rare, upto=boundary)] if rare else []))
 
-    def _count(self, db: Database, term: str, newest: int, sample: int, cap: int) -> int:
+    def _count(self, db: Database, term: str, newest: int, sample: int, cap: int, count: Counter) -> int:
         """In how many of the newest `sample` episodes `term` occurs, counting up to `cap`. Frequent words
         cost the most to count and recur in most messages: their counts are reused while still fresh."""
         kept = self._counts.get(term)  # (count, newest then, cap then); threads may race: both count, same result
         if kept is not None and kept[2] == cap and abs(newest - kept[1]) <= self.recount_share * sample:
             return kept[0]
-        n = db.query("SELECT count(*) AS n FROM (SELECT rowid FROM episodes_recent_fts WHERE episodes_recent_fts"
-                     " MATCH ? AND rowid > ? LIMIT ?)",
-                     ('document:"' + term.replace('"', '""') + '"', newest - sample, cap))[0]["n"]
+        n = count(db, term, newest - sample, cap)
         if len(self._counts) >= self.max_counted:
             self._counts.clear()
         self._counts[term] = (n, newest, cap)

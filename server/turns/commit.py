@@ -6,12 +6,18 @@ that fails is rolled back from the checkpoint and its episode discarded. A crash
 uncommitted episode behind: at start-up, `reconcile` commits it if its session's checkpoint holds its
 reply (the turn is wholly there) and deletes it otherwise (the turn is wholly gone). Nothing is ever
 embedded before it is committed, so there is no vector to undo.
+
+On Postgres other workers may be mid-turn (or mid-import) while one starts: their episodes are uncommitted for
+the moment between `persist` and the checkpoint. Repair then only looks at episodes stored more than
+`SHARED_REPAIR_AGE` ago (a turn's own commit follows its `persist` within the run), and two workers repairing
+at once commit each episode once (`EpisodeStore.commit_session` re-checks each row).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from langgraph.graph.state import CompiledStateGraph
 
@@ -19,6 +25,10 @@ from graph.deps import Deps
 from memory.sessions import SessionStore
 
 log = logging.getLogger(__name__)
+
+SHARED_REPAIR_AGE = 600.0
+"""Seconds an uncommitted episode must have existed before start-up repair on a shared (Postgres) store
+touches it: far longer than `persist` → checkpoint → commit of any live turn (summarise may call the model)."""
 
 
 def _counted(session_id: str):
@@ -47,14 +57,15 @@ async def reconcile(graph: CompiledStateGraph, deps: Deps) -> tuple[int, int]:
     """Start-up repair, before any turn runs: commit each uncommitted episode whose reply its session's
     checkpoint holds, delete the others. Returns (committed, discarded)."""
     committed = discarded = 0
-    for session_id, reply_ids in (await asyncio.to_thread(deps.episodes.uncommitted)).items():
+    before = time.time() - SHARED_REPAIR_AGE if deps.episodes.db.dialect == "postgres" else None
+    for session_id, reply_ids in (await asyncio.to_thread(deps.episodes.uncommitted, before)).items():
         state = await graph.aget_state({"configurable": {"thread_id": session_id}})
         held = {m.id for m in state.values.get("messages", [])}
         kept = [i for i in reply_ids if i in held]
         if kept:
             committed += await asyncio.to_thread(deps.episodes.commit_session, session_id, kept,
                                                  _counted(session_id))
-        discarded += await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id)
+        discarded += await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id, before)
     if committed or discarded:
         log.warning("start-up repair: %d episode(s) of turns a crash cut after their checkpoint committed, "
                     "%d of turns cut before it removed", committed, discarded)

@@ -133,10 +133,7 @@ async def export_session(runner: TurnRunner, row: dict) -> list[dict[str, Any]]:
     session_id = row["id"]
     state = await runner.settled_state(session_id)
     stored = await asyncio.to_thread(runner.deps.episodes.for_session, session_id, 1_000_000)
-    raw = await asyncio.to_thread(runner.deps.episodes.db.query,
-                                  "SELECT user_msg_id, ai_msg_id, assistant_text FROM episodes"
-                                  " WHERE session_id = ? AND committed = 1", (session_id,))
-    ids = {r["ai_msg_id"]: (r["user_msg_id"], r["assistant_text"]) for r in raw}
+    ids = await asyncio.to_thread(runner.deps.episodes.replies, session_id)
     messages: list[BaseMessage] = state.values.get("messages", [])
     held = {m.id for m in messages}
     when: dict[str, float] = {}

@@ -1,9 +1,11 @@
 """Uncommitted episodes (a turn whose checkpoint is not saved yet) are invisible; commit and start-up repair
-make the episodes agree with the checkpoints. Real SQLite, a real checkpointer, a fake chat model."""
+make the episodes agree with the checkpoints. The store's tests run on both dialects (the `database` fixture:
+SQLite, then Postgres); repair on a real checkpointer with a fake chat model."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import aiosqlite
 import pytest
@@ -11,27 +13,41 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from graph.builder import build_graph
-from memory.db import SqliteDatabase
-from memory.episodes import SCHEMA, Episode, EpisodeStore
-from memory.sessions import SessionStore
+from memory.db import Database, SqliteDatabase
+from memory.episodes import Episode, EpisodeStore
+from memory.fts5 import SCHEMA
 from server.runtime import build_deps
 from server.turns.commit import reconcile
 from tests.fakes import FakeChatModel, contract
 
 
+class TurnCounts:
+    """What the server's `SessionStore.count_turns` does inside a commit's transaction, on a table of its own
+    (the session store is SQLite's until its Postgres schema lands): a count that exists exactly when the
+    commit does."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.executescript("CREATE TABLE IF NOT EXISTS counted (session_id TEXT PRIMARY KEY, turns INTEGER NOT NULL)")
+
+    def add(self, session_id: str, turns: int = 1):
+        """A callback adding `turns` to the session's count, inside the caller's transaction."""
+        return lambda conn, n=turns: conn.execute(
+            "INSERT INTO counted (session_id, turns) VALUES (?, ?)"
+            " ON CONFLICT (session_id) DO UPDATE SET turns = counted.turns + excluded.turns", (session_id, n))
+
+    def __getitem__(self, session_id: str) -> int:
+        rows = self.db.query("SELECT turns FROM counted WHERE session_id = ?", (session_id,))
+        return int(rows[0]["turns"]) if rows else 0
+
+
 @pytest.fixture
-def stores(tmp_path) -> tuple[EpisodeStore, SessionStore]:
-    db = SqliteDatabase(tmp_path / "memory.db")
-    return EpisodeStore(db), SessionStore(db)
-
-
-def counted(session_id: str):
-    return lambda conn, turns: SessionStore.count_turns(conn, session_id, turns)
+def stores(database) -> tuple[EpisodeStore, TurnCounts]:
+    return EpisodeStore(database), TurnCounts(database)
 
 
 def test_an_uncommitted_episode_is_invisible_until_committed(stores):
-    episodes, sessions = stores
-    sessions.ensure("s", None)
+    episodes, counts = stores
     episode = Episode("s", "default", "the parrot is called Kiwi", "Noted.", ai_msg_id="ai-1")
     episodes.add(episode, committed=False)
     assert episodes.search("default", "parrot Kiwi", 5) == []
@@ -39,11 +55,27 @@ def test_an_uncommitted_episode_is_invisible_until_committed(stores):
     assert episodes.get_many([episode.id]) == {} and episodes.ids_by_scope("s") == {}
     assert episodes.uncommitted() == {"s": ["ai-1"]}
 
-    assert episodes.commit_session("s", ["ai-other"], counted("s")) == 0  # another turn's reply: not this one
-    assert episodes.commit_session("s", ["ai-1"], counted("s")) == 1
+    assert episodes.commit_session("s", ["ai-other"], counts.add("s")) == 0  # another turn's reply: not this one
+    assert episodes.commit_session("s", ["ai-1"], counts.add("s")) == 1
     assert [e.id for e in episodes.search("default", "parrot Kiwi", 5)] == [episode.id]
     assert [e.id for e in episodes.pending(10)] == [episode.id]
-    assert episodes.uncommitted() == {} and sessions.get("s")["turn_count"] == 1
+    assert episodes.uncommitted() == {} and counts["s"] == 1
+    assert episodes.commit_session("s", ["ai-1"], counts.add("s")) == 0 and counts["s"] == 1  # once only
+
+
+def test_repair_beside_other_workers_leaves_young_uncommitted_episodes_alone(stores):
+    """On a shared store, start-up repair looks only at episodes older than a bound: a younger one may be
+    another worker's turn between `persist` and its checkpoint."""
+    episodes, _ = stores
+    episodes.add(Episode("s", "default", "an old crash", "ok", ai_msg_id="ai-old"), committed=False)
+    bound = time.time()
+    while time.time() <= bound:  # what is stored from now on is younger than the bound
+        time.sleep(0.001)
+    # A live import: its exchanges are dated long ago, but it is being stored now.
+    episodes.add_uncommitted([Episode("s", "default", "a live import", "ok", ai_msg_id="ai-live", created_at=1e9)])
+    assert episodes.uncommitted(before=bound) == {"s": ["ai-old"]}
+    assert episodes.discard_uncommitted("s", before=bound) == 1
+    assert episodes.uncommitted() == {"s": ["ai-live"]}
 
 
 def test_a_discarded_episode_is_gone_and_committed_ones_stay(stores):

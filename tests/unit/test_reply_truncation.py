@@ -1,6 +1,6 @@
 """A stored reply cut back to what its user heard (realtime barge-in after the reply was complete): the episode
-store's rewrite and removal over real SQLite + FTS5 and Chroma, and TurnRunner.truncate_reply over a real
-checkpointer and memory."""
+store's rewrite and removal over real SQLite + FTS5 and Postgres (the `database` fixture) and Chroma, and
+TurnRunner.truncate_reply over a real checkpointer and memory."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from graph.config import DEFAULT_SCOPE
-from memory.db import SqliteDatabase
-from memory.episodes import FTS_TABLES, Episode, EpisodeStore
+from memory.episodes import Episode, EpisodeStore
+from memory.fts5 import FTS_TABLES
 from memory.indexer import Indexer
-from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
 from server.turns.runner import TurnRequest, TurnRunner
 from tests.fakes import FakeChatModel, contract
+from tests.unit.test_episode_commit import TurnCounts
 from tests.unit.test_graph import cfg
 from tests.unit.test_memory import embedder  # noqa: F401  (the fixture)
 
@@ -24,16 +24,27 @@ WHOLE = "The lighthouse keeper fed the gulls. Then a zeppelin dropped marmalade.
 HEARD = "The lighthouse keeper fed the gulls."
 
 
+def index_tables(store: EpisodeStore) -> tuple[str, ...]:
+    """Where the episodes' lexical index lives: the FTS5 tables, or the episodes' own `terms` on Postgres."""
+    return FTS_TABLES if store.db.dialect == "sqlite" else ("episodes",)
+
+
 def fts_documents(store: EpisodeStore, seq_of: str) -> dict[str, list[str]]:
-    """Each FTS5 table's documents for the episode with this id."""
+    """The documents each lexical index holds for the episode with this id (on Postgres: the document whose
+    `terms` are indexed, if they are those of its text)."""
+    if store.db.dialect == "postgres":
+        return {"episodes": [r["document"] for r in store.db.query(
+            f"SELECT document FROM episodes WHERE id = ? AND terms = to_tsvector('{store.lexical.config}', document)",
+            (seq_of,))]}
     return {table: [r["document"] for r in store.db.query(
         f"SELECT document FROM {table} WHERE rowid IN (SELECT seq FROM episodes WHERE id = ?)", (seq_of,))]
         for table in FTS_TABLES}
 
 
 @pytest.mark.anyio
-async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(tmp_path, embedder):  # noqa: F811
-    store = EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
+async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(database, tmp_path,
+                                                                          embedder):  # noqa: F811
+    store = EpisodeStore(database)
     vectors = VectorIndex(tmp_path / "chroma")
     store.add(Episode("s1", "default", "tell me about the lighthouse", WHOLE, ai_msg_id="ai1"))
     store.add(Episode("s2", "default", "what is for dinner", "Soup.", ai_msg_id="ai2"))
@@ -46,8 +57,9 @@ async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(tmp_pa
     rewritten = store.rewrite_reply("ai1", HEARD)
     assert rewritten is not None and rewritten.id == episode.id
     assert rewritten.document.endswith(f"Assistant: {HEARD}")
-    # Both FTS5 tables hold the new text: the tail's words find nothing, the heard ones the episode.
-    assert fts_documents(store, episode.id) == {t: [rewritten.document] for t in FTS_TABLES}
+    # Both FTS5 tables (or the Postgres terms) hold the new text: the tail's words find nothing, the heard ones
+    # the episode.
+    assert fts_documents(store, episode.id) == {t: [rewritten.document] for t in index_tables(store)}
     assert store.search("default", "zeppelin marmalade", 5) == []
     assert [h.id for h in store.search("default", "lighthouse keeper gulls", 5)] == [episode.id]
     # Its vector is gone until the indexer embeds it again, from the new text.
@@ -62,8 +74,8 @@ async def test_a_rewritten_reply_moves_its_fts_rows_and_is_embedded_again(tmp_pa
     vectors.close()
 
 
-def test_an_episode_rewritten_while_it_was_embedded_stays_pending(tmp_path):
-    store = EpisodeStore(SqliteDatabase(tmp_path / "memory.db"))
+def test_an_episode_rewritten_while_it_was_embedded_stays_pending(database):
+    store = EpisodeStore(database)
     store.add(Episode("s1", "default", "tell me about the lighthouse", WHOLE, ai_msg_id="ai1"))
     batch = store.pending(10)  # the indexer read the row with the whole reply...
     store.rewrite_reply("ai1", HEARD)  # ...the reply was cut meanwhile...
@@ -72,24 +84,22 @@ def test_an_episode_rewritten_while_it_was_embedded_stays_pending(tmp_path):
     assert [e.id for e in pending] == [batch[0].id] and pending[0].document.endswith(f"Assistant: {HEARD}")
 
 
-def test_a_removed_reply_takes_its_episode_fts_rows_and_turn_count(tmp_path):
-    db = SqliteDatabase(tmp_path / "memory.db")
-    store, sessions = EpisodeStore(db), SessionStore(db)
-    sessions.create("s1", None, None)
+def test_a_removed_reply_takes_its_episode_fts_rows_and_turn_count(database):
+    store, counts = EpisodeStore(database), TurnCounts(database)
     for i in range(2):
         store.add(Episode("s1", "default", f"question {i} about the lighthouse", WHOLE, ai_msg_id=f"ai{i}"),
                   committed=False)
-        store.commit_session("s1", [f"ai{i}"], lambda conn, n: SessionStore.count_turns(conn, "s1", n))
-    assert sessions.get("s1")["turn_count"] == 2
+        store.commit_session("s1", [f"ai{i}"], counts.add("s1"))
+    assert counts["s1"] == 2
     gone = store.by_reply("ai1")
     assert gone is not None
-    removed = store.remove_reply("ai1", lambda conn: SessionStore.count_turns(conn, "s1", -1))
+    removed = store.remove_reply("ai1", counts.add("s1", -1))
     assert removed is not None and removed.id == gone.id
-    assert fts_documents(store, gone.id) == {t: [] for t in FTS_TABLES}
+    assert fts_documents(store, gone.id) == {t: [] for t in index_tables(store)}
     assert store.by_reply("ai1") is None and store.by_reply("ai0") is not None
     assert [e.user_text for e in store.for_session("s1")] == ["question 0 about the lighthouse"]
     assert [h.ai_msg_id for h in store.search("default", "zeppelin", 5)] == ["ai0"]
-    assert sessions.get("s1")["turn_count"] == 1
+    assert counts["s1"] == 1
     assert store.remove_reply("ai1") is None
 
 

@@ -8,7 +8,9 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from memory.turn_recalls import build_record
+from memory import turn_recalls
+from memory.episodes import Episode, EpisodeStore
+from memory.turn_recalls import build_record, session_turns
 from server.app import create_app
 
 
@@ -112,3 +114,30 @@ def test_a_record_marks_what_the_token_budget_left_out():
     assert record["entities"] == [{"id": "x", "name": "Pixel", "score": 1.0, "text": "Pixel (pet): a cat",
                                    "inPrompt": True}]
     assert (record["summaryUsed"], record["degraded"], record["error"]) == (False, True, "vector search failed")
+
+
+def test_a_record_is_a_turn_exactly_when_its_episode_is(database):
+    """On both dialects: written in the episode's transaction, listed once committed, gone with a discarded
+    turn, replaced when written again, and deleted with the session."""
+    store = EpisodeStore(database)
+
+    def records() -> int:
+        return int(database.query("SELECT count(*) AS n FROM turn_recalls")[0]["n"])
+
+    store.add(Episode("s", "default", "first", "one", user_msg_id="u1", ai_msg_id="ai1",
+                      recall={"summaryUsed": False}), committed=False)
+    assert session_turns(database, "s") == [] and records() == 1
+    store.commit_session("s", ["ai1"])
+    [turn] = session_turns(database, "s")
+    assert (turn["turn"], turn["messageId"], turn["userMessageId"], turn["record"]) == (1, "ai1", "u1",
+                                                                                        {"summaryUsed": False})
+    store.add(Episode("s", "default", "second", "two", ai_msg_id="ai2", recall={"summaryUsed": True}),
+              committed=False)
+    assert store.discard_uncommitted("s") == 1 and records() == 1
+    first = store.by_reply("ai1")
+    assert first is not None
+    with database.transaction() as conn:  # written again (the same episode id): one record, the new one
+        turn_recalls.write(conn, first.id, {"summaryUsed": True})
+    assert [t["record"] for t in session_turns(database, "s")] == [{"summaryUsed": True}] and records() == 1
+    store.delete_session("s")
+    assert session_turns(database, "s") == [] and records() == 0

@@ -27,7 +27,8 @@ class KeyedLocks:
         """Take the key if nobody holds it, at once; False if somebody does (DOUBLE_TEXTING=reject)."""
         if self.held(key):
             return False
-        await self.acquire(key)  # free: asyncio.Lock takes it without waiting
+        await KeyedLocks.acquire(self, key)  # free: asyncio.Lock takes it without waiting (this class's, not a
+        # subclass's that would also wait elsewhere)
         return True
 
     def release(self, key: str) -> None:

@@ -24,12 +24,11 @@ def _serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"serve: {problem}")
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own access log is off: RequestLog writes one structured line per request instead.
-    options = {"host": settings.host, "port": settings.port, "log_level": settings.log_level, "log_config": None,
-               "access_log": False, "timeout_graceful_shutdown": 10}
-    if args.workers > 1:  # each worker process builds its own app (and runtime) from the same environment
-        uvicorn.run("server.app:create_app", factory=True, workers=args.workers, **options)
-    else:
-        uvicorn.run(create_app(settings), **options)
+    # Several workers: each process builds its own app (and runtime) from the same environment.
+    several = args.workers > 1
+    uvicorn.run("server.app:create_app" if several else create_app(settings), factory=several,
+                workers=args.workers if several else None, host=settings.host, port=settings.port,
+                log_level=settings.log_level, log_config=None, access_log=False, timeout_graceful_shutdown=10)
 
 
 def workers_problem(workers: int, settings: Settings) -> str | None:

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from config.settings import Settings
 from server.checkpoint_pruner import RetainingSaver, open_saver
 from server.pg_checkpoints import RetainingPostgresSaver, open_pg_saver
+from server.pg_rate_limit import PgBuckets
 from server.turns.locks import SettledSessions
 from server.turns.pg_locks import IDEMPOTENCY_KEYS, SESSIONS, PgKeyedLocks, open_lock_pool
 
@@ -40,11 +41,13 @@ async def open_checkpoints(settings: Settings) -> Checkpoints:
 
 @dataclass
 class SharedLocks:
-    """Advisory locks of sessions and idempotency keys, on one pool of dedicated connections."""
+    """Advisory locks of sessions and idempotency keys, on one pool of dedicated connections, and the rate
+    limiter's buckets (server/pg_rate_limit.py, on the same pool: one short statement a request)."""
 
     pool: AsyncConnectionPool
     sessions: PgKeyedLocks
     idempotency: PgKeyedLocks
+    rate_buckets: PgBuckets
 
     async def close(self) -> None:
         """Release what is still held in Postgres, then close the pool."""
@@ -56,4 +59,10 @@ class SharedLocks:
 async def open_shared_locks(url: str) -> SharedLocks:
     """The pool and both sets of locks."""
     pool = await open_lock_pool(url)
-    return SharedLocks(pool, PgKeyedLocks(pool, SESSIONS), PgKeyedLocks(pool, IDEMPOTENCY_KEYS))
+    buckets = PgBuckets(pool)
+    try:
+        await buckets.setup()
+    except BaseException:
+        await pool.close()
+        raise
+    return SharedLocks(pool, PgKeyedLocks(pool, SESSIONS), PgKeyedLocks(pool, IDEMPOTENCY_KEYS), buckets)

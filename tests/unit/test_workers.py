@@ -115,3 +115,19 @@ def test_reject_mode_answers_409_on_the_other_worker(two_workers):
             a.portal.call(locks.release, "s1")  # in the service's event loop, as its turns do
             a.portal.call(locks.settle)
         assert chat(b, "hello").status_code == 200  # free again on every worker
+
+
+def test_a_duplicate_in_flight_on_one_worker_waits_for_the_other(two_workers):
+    a_settings, b_settings, url = two_workers
+    with TestClient(create_app(a_settings)) as a, TestClient(create_app(b_settings)) as b, \
+            ThreadPoolExecutor(1) as pool:
+        locks = a.app.state.runtime.idempotency_locks
+        key = "/v1/chat/completions||key-1"  # route, API key's owner (none), Idempotency-Key
+        a.portal.call(locks.acquire, key)  # the first request with this key is in flight on worker a
+        duplicate = pool.submit(lambda: b.post("/v1/chat/completions", headers={"X-Session-Id": "s2",
+                                                                                 "Idempotency-Key": "key-1"},
+                                               json={"messages": [{"role": "user", "content": "once"}]}))
+        waiting_on_a_lock(url)  # b waits for a's request to be done, in Postgres
+        assert not duplicate.done()
+        a.portal.call(locks.release, key)
+        assert duplicate.result(30).status_code == 200

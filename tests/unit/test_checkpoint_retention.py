@@ -4,6 +4,7 @@ policy run on both checkpoint stores: the SQLite file and Postgres (DATABASE_URL
 
 from __future__ import annotations
 
+import io
 import operator
 import sqlite3
 from typing import Annotated
@@ -259,3 +260,20 @@ def test_graphs_with_delta_channels_are_not_pruned(settings):
         assert not uses_delta_channels(build_graph(deps).compile())
     finally:
         deps.vectors.close()
+
+
+def test_compact_prunes_the_postgres_checkpoints_to_keep(settings, backend, postgres):
+    from server.compact import compact
+
+    settings = settings.model_copy(update={"database_url": postgres.database()})
+    before = run_sessions(settings, backend, kept=0, turns=4)  # nothing pruned while it ran
+    assert all(n > 4 for n in before["counts"].values())
+    out = io.StringIO()
+    report = compact(settings, keep=2, out=out)
+    assert "pruning 2 sessions of the Postgres checkpoints to their newest 2" in out.getvalue()
+    assert report.threads == 2 and report.checkpoints_deleted == sum(before["counts"].values()) - 4
+    assert checkpoints_per_thread(settings) == {"alpha": 2, "beta": 2}
+    with TestClient(create_app(settings)) as client:  # the sessions read as before
+        for session in SESSIONS:
+            body = client.get(f"/sessions/{session}/messages").json()
+            assert ([(m["role"], m["content"]) for m in body["messages"]], body["summary"]) == before[session]

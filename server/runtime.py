@@ -111,7 +111,9 @@ class Runtime:
         checkpoints = await open_checkpoints(settings)
         saver = checkpoints.saver
         graph = build_graph(deps).compile(checkpointer=saver)
-        await reconcile(graph, deps)  # episodes of turns a crash cut: kept if their checkpoint holds them
+        shared = await open_shared_locks(settings.database_url) if settings.database_url else None
+        # Episodes of turns a crash cut: kept if their checkpoint holds them (not those another worker is running).
+        await reconcile(graph, deps, shared.sessions if shared else None)
         metrics = metrics or Metrics()
         pruner = await asyncio.to_thread(open_pruner, settings, graph, metrics)
         saver.on_put = pruner.mark
@@ -119,7 +121,6 @@ class Runtime:
         deps.indexer.schedule()  # episodes a crash left unindexed
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
-        shared = await open_shared_locks(settings.database_url) if settings.database_url else None
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
                            max_message_chars=settings.max_message_chars, inference_url=settings.inference_base_url,
                            locks=shared.sessions if shared else None, settled=checkpoints.settled())

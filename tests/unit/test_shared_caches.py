@@ -1,6 +1,6 @@
 """Per-process memories keyed by a session stay right when another worker changed the session (DATABASE_URL):
 the settled-session set is checked against the shared checkpoints; kept query vectors are keyed by text, so any
-worker's copy is the one every other would compute."""
+worker's copy is the one every other would compute; start-up repair leaves another worker's running turn."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import pytest
 from langchain_core.messages import AIMessage
 from langgraph.graph import START, MessagesState, StateGraph
 
+from graph.builder import build_graph
+from graph.wiring import build_deps
 from memory.embedder import Embedder
+from memory.episodes import Episode
 from server.pg_checkpoints import open_pg_saver
+from server.turns.commit import reconcile
 from server.turns.locks import SettledSessions
+from server.turns.pg_locks import SESSIONS, PgKeyedLocks, open_lock_pool
+from tests.fakes import FakeChatModel
 
 pytestmark = pytest.mark.anyio
 
@@ -59,3 +65,30 @@ def test_kept_query_vectors_are_what_another_worker_computes():
     assert a.recent(text) == kept  # kept by text: no session in the key
     fresh = b.embed_one(text)
     assert max(abs(x - y) for x, y in zip(kept, fresh, strict=True)) < 1e-5
+
+
+async def test_start_up_repair_leaves_a_session_another_worker_is_running(settings, postgres):
+    """A worker starting while another runs a turn finds that turn's episode uncommitted: it is under way, not
+    cut by a crash, and is left to its worker; once the session is free, repair does its usual work."""
+    url = postgres.database()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    deps = build_deps(settings, FakeChatModel([AIMessage("unused")]))
+    saver = await open_pg_saver(url, max_size=2)
+    pools = [await open_lock_pool(url, max_size=2), await open_lock_pool(url, max_size=2)]
+    try:
+        graph = build_graph(deps).compile(checkpointer=saver)
+        running, starting = PgKeyedLocks(pools[0], SESSIONS), PgKeyedLocks(pools[1], SESSIONS)
+        deps.episodes.add(Episode("busy", "default", "the cat is called Mango", "Noted.", ai_msg_id="ai-busy"),
+                          committed=False)
+        await running.acquire("busy")  # worker a's turn of "busy" is under way
+        assert await reconcile(graph, deps, starting) == (0, 0)
+        assert deps.episodes.uncommitted() == {"busy": ["ai-busy"]}  # left to worker a
+        running.release("busy")
+        await running.settle()
+        assert await reconcile(graph, deps, starting) == (0, 1)  # a cut turn now: its episode goes
+        await starting.settle()
+    finally:
+        for pool in pools:
+            await pool.close()
+        await saver.aclose()
+        deps.vectors.close()

@@ -36,3 +36,22 @@ class DirectoryLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def directory_locks(settings) -> list[DirectoryLock]:
+    """The locks a process takes before opening its stores: DATA_DIR unless the stores live in Postgres
+    (DATABASE_URL: then any number of workers share them), CHROMA_DIR unless the vectors live in a Chroma
+    server (CHROMA_URL). Each is acquired here; a failure releases those already taken."""
+    wanted = []
+    if not settings.database_url:
+        wanted.append(DirectoryLock(settings.data_dir, "DATA_DIR"))
+    if not settings.chroma_url:
+        wanted.append(DirectoryLock(settings.chroma_dir, "CHROMA_DIR"))
+    for held, lock in enumerate(wanted):
+        try:
+            lock.acquire()
+        except RuntimeError:
+            for other in wanted[:held]:
+                other.release()
+            raise
+    return wanted

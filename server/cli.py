@@ -19,10 +19,31 @@ def _serve(args: argparse.Namespace) -> None:
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
     settings = Settings(**overrides)
+    problem = workers_problem(args.workers, settings)
+    if problem:
+        raise SystemExit(f"serve: {problem}")
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own access log is off: RequestLog writes one structured line per request instead.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    # Several workers: each process builds its own app (and runtime) from the same environment.
+    several = args.workers > 1
+    uvicorn.run("server.app:create_app" if several else create_app(settings), factory=several,
+                workers=args.workers if several else None, host=settings.host, port=settings.port,
+                log_level=settings.log_level, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+
+
+def workers_problem(workers: int, settings: Settings) -> str | None:
+    """Why `--workers N` cannot run with these settings, or None. Several processes need storage they can share:
+    DATABASE_URL (Postgres) and CHROMA_URL (a Chroma server); the embedded SQLite files and Chroma directory
+    belong to one process (a second one is refused by their directory locks)."""
+    if workers < 1:
+        return "--workers must be 1 or more"
+    missing = [name for name, value in (("DATABASE_URL", settings.database_url), ("CHROMA_URL", settings.chroma_url))
+               if not value]
+    if workers > 1 and missing:
+        return (f"--workers {workers} needs storage the workers share: set {' and '.join(missing)} (Postgres and a "
+                "Chroma server; see the README's \"Several workers\"). The embedded SQLite files and Chroma "
+                "directory belong to one process.")
+    return None
 
 
 def _inference(args: argparse.Namespace) -> None:
@@ -104,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="start the HTTP service")
     serve.add_argument("--host", default=None, help="interface to bind (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: PORT or 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes on the port (more than 1 needs "
+                       "DATABASE_URL and CHROMA_URL)")
     serve.set_defaults(func=_serve)
     inference = commands.add_parser("inference", help="run the embedded llama.cpp node alone (two-machine set-ups)")
     inference.add_argument("--host", default="127.0.0.1")

@@ -35,7 +35,10 @@ class CompactReport:
 
 def compact(settings: Settings, keep: int, vacuum: bool = True, out: TextIO = sys.stderr) -> CompactReport:
     """Prune every thread of `settings.checkpoints_path` to its newest `keep` checkpoints (with a progress
-    bar on `out`), then VACUUM unless told not to. Raises RuntimeError if the service holds DATA_DIR."""
+    bar on `out`), then VACUUM unless told not to. Raises RuntimeError if the service holds DATA_DIR. With
+    DATABASE_URL, the Postgres checkpoints instead (`compact_postgres`)."""
+    if settings.database_url:
+        return compact_postgres(settings.database_url, keep, out)
     path = settings.checkpoints_path
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint store at {path}: check DATA_DIR")
@@ -59,3 +62,23 @@ def compact(settings: Settings, keep: int, vacuum: bool = True, out: TextIO = sy
         return CompactReport(len(threads), deleted, before, bytes_on_disk(path))
     finally:
         lock.release()
+
+
+def compact_postgres(url: str, keep: int, out: TextIO = sys.stderr) -> CompactReport:
+    """Prune every thread of the Postgres checkpoints to its newest `keep`. The workers may keep running: a
+    thread is pruned in one transaction, and channel values a turn in progress may still name are kept
+    (memory/pg_checkpoint_retention.py). The sizes are the tables' on disk; Postgres reuses what was freed
+    (autovacuum) and returns it to the OS only on `VACUUM FULL`, left to the operator (it locks the tables)."""
+    from memory.pg_checkpoint_retention import PgCheckpointRetention
+
+    store = PgCheckpointRetention(url)
+    try:
+        before = store.stats().bytes_on_disk
+        threads = store.thread_ids()
+        print(f"pruning {len(threads)} sessions of the Postgres checkpoints to their newest {keep}", file=out,
+              flush=True)
+        deleted = sum(store.prune(thread_id, keep) for thread_id in tqdm(threads, unit="session", file=out,
+                                                                          mininterval=0.1))
+        return CompactReport(len(threads), deleted, before, store.stats().bytes_on_disk)
+    finally:
+        store.close()

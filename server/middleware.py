@@ -157,7 +157,7 @@ class ApiKeys:
     fingerprint (`state.api_key_owner`: 16 hex digits of its SHA-256, which API_KEY_SCOPED_SESSIONS stores on
     the rows it creates and idempotency keys its stored responses by), never by its place in API_KEYS, which
     a reordered list would hand to another key. With RATE_LIMIT_PER_MINUTE set, each key (or, without keys,
-    each client address) has that many requests a minute."""
+    each client address) has that many requests a minute, counted across workers when they share Postgres."""
 
     def __init__(self, app: ASGIApp, keys: list[str], per_minute: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -179,6 +179,17 @@ class ApiKeys:
             if hmac.compare_digest(digest, known) and given:
                 found = i
         return found
+
+    async def _wait(self, scope: Scope, identity: str) -> float:
+        """The seconds to wait before this request may go (0: now): in the buckets every worker shares when the
+        storage is (DATABASE_URL: server/pg_rate_limit.py), else in this process's."""
+        if self.per_minute <= 0:
+            return 0.0
+        runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+        shared = getattr(runtime, "shared_locks", None)
+        if shared is not None:
+            return await shared.rate_buckets.take(identity, self.per_minute)
+        return self._allow(identity)
 
     def _allow(self, key: str) -> float:
         """0 if the request may go, else the seconds until it may (token bucket, `per_minute` a minute)."""
@@ -221,7 +232,7 @@ class ApiKeys:
             scope.setdefault("state", {})["api_key_owner"] = self.owners[key]
         else:
             identity = f"addr:{(scope.get('client') or ('?',))[0]}"
-        wait = self._allow(identity)
+        wait = await self._wait(scope, identity)
         if wait:
             return await _reject(scope, send, ApiError(
                 429, f"Rate limit of {self.per_minute} requests a minute reached (RATE_LIMIT_PER_MINUTE).",

@@ -7,7 +7,6 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-import aiosqlite
 import httpx
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -20,11 +19,12 @@ from inference.backends import Backend, FailoverChatModel
 from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
 from inference.node_supervisor import NodeSupervisor
-from memory.checkpoint_retention import SqliteCheckpointRetention
-from memory.datadir_lock import DirectoryLock
-from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
+from memory.checkpoint_retention import CheckpointRetention, SqliteCheckpointRetention
+from memory.datadir_lock import DirectoryLock, directory_locks
+from server.checkpoint_pruner import CheckpointPruner, uses_delta_channels
 from server.health_probe import HealthProbe
 from server.metrics import Metrics
+from server.shared import Checkpoints, SharedLocks, open_checkpoints, open_shared_locks
 from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
@@ -34,13 +34,19 @@ log = logging.getLogger(__name__)
 
 def open_pruner(settings: Settings, graph: CompiledStateGraph, metrics: Metrics) -> CheckpointPruner:
     """The retention policy on the checkpoint file (blocking: call off the event loop)."""
-    store = SqliteCheckpointRetention(settings.checkpoints_path)
+    store: CheckpointRetention
+    if settings.database_url:
+        from memory.pg_checkpoint_retention import PgCheckpointRetention
+
+        store = PgCheckpointRetention(settings.database_url)
+    else:
+        store = SqliteCheckpointRetention(settings.checkpoints_path)
     keep = settings.checkpoints_kept
     if keep and uses_delta_channels(graph):
         log.warning("CHECKPOINTS_KEPT=%d ignored: the graph has DeltaChannel state, rebuilt from older "
                     "checkpoints", keep)
         keep = 0
-    if keep and store.auto_vacuum() != "incremental":
+    if keep and isinstance(store, SqliteCheckpointRetention) and store.auto_vacuum() != "incremental":
         log.info("checkpoints.db was made without auto_vacuum: pruned space is reused but not returned to the "
                  "OS; `orchestrator compact` (service stopped) shrinks and converts it")
     return CheckpointPruner(store, keep, metrics)
@@ -56,7 +62,7 @@ class Runtime:
     turns: TurnRunner
     http: httpx.AsyncClient
     started_at: float
-    _conn: aiosqlite.Connection
+    _checkpoints: Checkpoints
     metrics: Metrics
     _locks: list[DirectoryLock]
     pruner: CheckpointPruner
@@ -64,6 +70,8 @@ class Runtime:
     node: LocalInferenceNode | None = None
     supervisor: NodeSupervisor | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    shared_locks: SharedLocks | None = None
+    """Across workers (DATABASE_URL): the advisory locks' pool, sessions' and idempotency keys' locks."""
 
     @property
     def saver(self) -> BaseCheckpointSaver:
@@ -83,14 +91,7 @@ class Runtime:
     async def open(cls, settings: Settings, chat_model=None, metrics: Metrics | None = None) -> Runtime:
         """Open everything; the embedder is loaded (and the embedded node started) before the first turn."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        locks = [DirectoryLock(settings.data_dir, "DATA_DIR"), DirectoryLock(settings.chroma_dir, "CHROMA_DIR")]
-        for held, lock in enumerate(locks):
-            try:
-                lock.acquire()
-            except RuntimeError:
-                for other in locks[:held]:
-                    other.release()
-                raise
+        locks = directory_locks(settings)  # none for what lives in Postgres or a Chroma server
         settings, node = embedded_node(settings)
         starting = asyncio.create_task(asyncio.to_thread(node.start)) if node else None
         try:
@@ -107,9 +108,12 @@ class Runtime:
             for lock in locks:
                 lock.release()
             raise
-        saver = await open_saver(settings.checkpoints_path)
+        checkpoints = await open_checkpoints(settings)
+        saver = checkpoints.saver
         graph = build_graph(deps).compile(checkpointer=saver)
-        await reconcile(graph, deps)  # episodes of turns a crash cut: kept if their checkpoint holds them
+        shared = await open_shared_locks(settings.database_url) if settings.database_url else None
+        # Episodes of turns a crash cut: kept if their checkpoint holds them (not those another worker is running).
+        await reconcile(graph, deps, shared.sessions if shared else None)
         metrics = metrics or Metrics()
         pruner = await asyncio.to_thread(open_pruner, settings, graph, metrics)
         saver.on_put = pruner.mark
@@ -118,7 +122,8 @@ class Runtime:
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=settings.inference_connect_timeout_seconds))
         log.info("orchestrator ready: inference node %s, data in %s", settings.inference_base_url, settings.data_dir)
         turns = TurnRunner(graph, deps, metrics, reject_busy=settings.double_texting == "reject",
-                           max_message_chars=settings.max_message_chars, inference_url=settings.inference_base_url)
+                           max_message_chars=settings.max_message_chars, inference_url=settings.inference_base_url,
+                           locks=shared.sessions if shared else None, settled=checkpoints.settled())
         pruner.turns_running = lambda: turns.in_progress  # prune between turns
         supervisor = None
         if node is not None:
@@ -131,8 +136,8 @@ class Runtime:
         probe = HealthProbe(deps, http, settings.inference_base_url or "", settings.inference_api_key, supervisor,
                             settings.health_probe_interval_seconds)
         await probe.start()
-        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, probe, node,
-                   supervisor)
+        return cls(settings, deps, graph, turns, http, time.time(), checkpoints, metrics, locks, pruner, probe, node,
+                   supervisor, shared.idempotency if shared else KeyedLocks(), shared)
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
@@ -144,7 +149,9 @@ class Runtime:
         await self.pruner.close()
         await asyncio.to_thread(self.deps.vectors.close)
         await self.http.aclose()
-        await self._conn.close()
+        if self.shared_locks:
+            await self.shared_locks.close()
+        await self._checkpoints.close()
         self.deps.episodes.db.close()
         if self.node:
             await asyncio.to_thread(self.node.stop)

@@ -23,6 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.deps import Deps
 from memory.sessions import SessionStore
+from server.turns.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,35 @@ async def discard_turn(deps: Deps, session_id: str) -> None:
                       session_id)
 
 
-async def reconcile(graph: CompiledStateGraph, deps: Deps) -> tuple[int, int]:
+async def reconcile(graph: CompiledStateGraph, deps: Deps, locks: KeyedLocks | None = None) -> tuple[int, int]:
     """Start-up repair, before any turn runs: commit each uncommitted episode whose reply its session's
-    checkpoint holds, delete the others. Returns (committed, discarded)."""
+    checkpoint holds, delete the others. Returns (committed, discarded). With several workers (`locks`: the
+    sessions' advisory locks), a session another worker is running a turn of is left to it (its episode is
+    uncommitted because that turn is under way, not because a crash cut it)."""
     committed = discarded = 0
     before = time.time() - SHARED_REPAIR_AGE if deps.episodes.db.dialect == "postgres" else None
     for session_id, reply_ids in (await asyncio.to_thread(deps.episodes.uncommitted, before)).items():
-        state = await graph.aget_state({"configurable": {"thread_id": session_id}})
-        held = {m.id for m in state.values.get("messages", [])}
-        kept = [i for i in reply_ids if i in held]
-        if kept:
-            committed += await asyncio.to_thread(deps.episodes.commit_session, session_id, kept,
-                                                 _counted(session_id))
-        discarded += await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id, before)
+        if locks is not None and not await locks.try_acquire(session_id):
+            continue
+        try:
+            c, d = await _reconcile_session(graph, deps, session_id, reply_ids, before)
+        finally:
+            if locks is not None:
+                locks.release(session_id)
+        committed, discarded = committed + c, discarded + d
     if committed or discarded:
         log.warning("start-up repair: %d episode(s) of turns a crash cut after their checkpoint committed, "
                     "%d of turns cut before it removed", committed, discarded)
     return committed, discarded
+
+
+async def _reconcile_session(graph: CompiledStateGraph, deps: Deps, session_id: str, reply_ids: list,
+                             before: float | None) -> tuple[int, int]:
+    """One session's repair: (committed, discarded)."""
+    state = await graph.aget_state({"configurable": {"thread_id": session_id}})
+    held = {m.id for m in state.values.get("messages", [])}
+    kept = [i for i in reply_ids if i in held]
+    committed = 0
+    if kept:
+        committed = await asyncio.to_thread(deps.episodes.commit_session, session_id, kept, _counted(session_id))
+    return committed, await asyncio.to_thread(deps.episodes.discard_uncommitted, session_id, before)

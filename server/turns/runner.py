@@ -49,7 +49,8 @@ class TurnRunner:
 
     def __init__(self, graph: CompiledStateGraph, deps: Deps, metrics: Metrics | None = None,
                  reject_busy: bool = False, max_message_chars: int = 100_000,
-                 inference_url: str | None = None) -> None:
+                 inference_url: str | None = None, locks: KeyedLocks | None = None,
+                 settled: SettledSessions | None = None) -> None:
         self.graph = graph
         self.deps = deps
         self.metrics = metrics or Metrics()
@@ -57,9 +58,11 @@ class TurnRunner:
         self.max_message_chars = max_message_chars
         self.inference_url = inference_url
         """Named in the error a failed inference call answers with (INFERENCE_BASE_URL)."""
-        self.locks = KeyedLocks()
+        # Across workers (DATABASE_URL): Postgres advisory locks, and settled sessions checked against the
+        # shared checkpoints (server/turns/pg_locks.py, server/runtime.py).
+        self.locks = locks or KeyedLocks()
         self._runs: set[asyncio.Task] = set()
-        self._settled = SettledSessions()
+        self._settled = settled or SettledSessions()
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """The events of one turn; ends after `final` or `error`. A request that makes no turn raises its
@@ -70,8 +73,10 @@ class TurnRunner:
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
             await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
                                     request.owner)
-        self.refuse_if_busy(request.session_id)
-        await self.locks.acquire(request.session_id)
+        if not self.reject_busy:
+            await self.locks.acquire(request.session_id)
+        elif not await self.locks.try_acquire(request.session_id):  # busy here or on another worker
+            raise busy_error(request.session_id)
         try:
             start = await self._start(request)
         except BaseException:
@@ -111,7 +116,7 @@ class TurnRunner:
         config: RunnableConfig = {"configurable": {**request.configurable, "thread_id": request.session_id,
                                                    "scope": scope_of(session["project_id"], session.get("owner")),
                                                    "owner": request.owner}}  # the semantic cache's key
-        if request.session_id in self._settled and not request.side_session:
+        if not request.side_session and await self._settled.still_settled(request.session_id):
             history = True  # its last turn ran here to the end: nothing to load or repair
         else:
             state = await repaired_state(self.graph, self.deps.episodes, config)
@@ -243,7 +248,7 @@ class TurnRunner:
         if progress.summary_due:
             async for _ in self.graph.astream(None, config, stream_mode="updates", durability="exit"):
                 pass  # summarise
-        self._settled.add(request.session_id)
+        await self._settled.settle(request.session_id)
 
     async def _undo(self, config: RunnableConfig, added: list[str | None], session_id: str) -> None:
         """A failed turn leaves nothing: its messages rolled back, then its uncommitted episode discarded (if the

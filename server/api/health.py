@@ -30,7 +30,11 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     """`status` is `ok` when every dependency answers (an inference node busy generating counts), `degraded`
     otherwise (the service still serves). `checked_seconds_ago`: the age of the probe results."""
     deps = runtime.deps
-    active = await asyncio.to_thread(deps.sessions.count_active, runtime.settings.active_session_window_seconds)
+    try:
+        active: int | None = await asyncio.to_thread(deps.sessions.count_active,
+                                                     runtime.settings.active_session_window_seconds)
+    except Exception:  # the database is down: /health still answers, and says so (dependencies.postgres)
+        active = None
     results = runtime.probe.results
     inference = _inference(runtime)
     dependencies = {
@@ -38,6 +42,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "vector_store": results["vector_store"],
         "embedder": "ok" if deps.embedder.loaded else "not loaded",
         "checkpointer": "ok",
+        **({"postgres": results["postgres"]} if "postgres" in results else {}),
         "inference": inference,
         "circuits": {b.url: b.breaker.state for b in runtime.backends},
     }
@@ -52,8 +57,18 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "realtime": {"active_sessions": request.app.state.realtime.active},  # live voice sockets
         "checked_seconds_ago": runtime.probe.age(),
         "dependencies": dependencies,
+        "storage": _storage(runtime),
         "routing": routing,
     }
+
+
+def _storage(runtime: Runtime) -> dict[str, Any]:
+    """The storage profile: where the memory and the vectors live (DATABASE_URL is never shown: it may hold a
+    password)."""
+    settings = runtime.settings
+    return {"database": runtime.deps.episodes.db.dialect,
+            "vectors": "chroma server" if settings.chroma_url else "embedded",
+            **({"chroma_url": settings.chroma_url} if settings.chroma_url else {})}
 
 
 def _routing(runtime: Runtime) -> dict[str, Any]:

@@ -19,9 +19,14 @@ async def metrics(runtime: RuntimeDep) -> Response:
     """Request counts and latencies by route and status, inference and recall latency, tokens, circuits,
     active sessions, checkpoint rows and bytes on disk."""
     m = runtime.metrics
-    active = await asyncio.to_thread(runtime.deps.sessions.count_active,
-                                     runtime.settings.active_session_window_seconds)
-    m.active_sessions.set(active)
+    for name, result in runtime.probe.results.items():
+        if name != "inference" and result != "not probed yet":
+            m.dependency_up.labels(name).set(1 if result == "ok" else 0)
+    try:
+        m.active_sessions.set(await asyncio.to_thread(runtime.deps.sessions.count_active,
+                                                      runtime.settings.active_session_window_seconds))
+    except Exception:  # the database is down: the other metrics (dependency_up 0 among them) still answer
+        pass
     m.turns_in_progress.set(runtime.turns.in_progress)
     stored = await asyncio.to_thread(runtime.pruner.store.stats)
     m.checkpoint_rows.labels("checkpoints").set(stored.checkpoints)

@@ -8,10 +8,13 @@ import random
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
+from fastapi.testclient import TestClient
 
 from memory.remote_vectors import RemoteVectors, server_address
+from memory.sessions import DEFAULT_SCOPE
 from memory.vector_process import VectorStoreError
 from memory.vectors import collection_name
+from server.app import create_app
 from tests.engines import ChromaServer
 from tests.unit.test_vector_process import finishes, stopped
 
@@ -125,3 +128,63 @@ def test_chroma_url_must_be_an_http_url():
     with pytest.raises(ValueError, match="CHROMA_URL"):
         server_address("ftp://chroma:21")
 
+
+
+def test_a_service_rides_out_a_chroma_server_outage(settings, backend, tmp_path):
+    """Under a running service: the Chroma server hung, then stopped, then started again on the same port
+    and data. Turns complete throughout with recall degraded to lexical (and say so); /health and /metrics
+    report the outage; the episodes written meanwhile stay pending and are embedded once the server is back,
+    without waiting for another turn."""
+    settings.inference_base_url = backend.base_url
+    settings.vector_timeout_seconds = 1.0
+    settings.health_probe_interval_seconds = 3600  # probed by the test, at the moments it checks
+    with own_server(tmp_path) as server, TestClient(create_app(settings.model_copy(
+            update={"chroma_url": server.url}))) as client:
+        runtime = client.app.state.runtime
+        deps = runtime.deps
+
+        def turn(session: str, text: str):
+            r = client.post("/v1/chat/completions", headers={"X-Session-Id": session},
+                            json={"messages": [{"role": "user", "content": text}]})
+            assert r.status_code == 200, r.text
+            client.portal.call(runtime.turns.drain)
+            client.portal.call(deps.indexer.drain)
+            return r
+
+        def health() -> dict:
+            client.portal.call(runtime.probe.probe)
+            return client.get("/health").json()
+
+        first = turn("outage-a", "remember the blue door")
+        assert "X-Recall-Degraded" not in first.headers and deps.episodes.pending(10) == []
+        assert health()["storage"] == {"database": "sqlite", "vectors": "chroma server", "chroma_url": server.url}
+        assert health()["dependencies"]["vector_store"] == "ok"
+
+        assert server.proc is not None
+        with stopped(server.proc.pid):  # accepts connections, never answers
+            done, hung = finishes(lambda: turn("outage-b", "which door was it?"))
+            assert done, "a turn waited for ever on a hung Chroma server"
+        assert hung.headers["X-Recall-Degraded"] == "true"
+        assert "blue door" in backend.turn_prompts()[-1]  # lexical recall found the other session's turn
+
+        server.stop()
+        down = turn("outage-c", "what colour was the door?")
+        assert down.headers["X-Recall-Degraded"] == "true"
+        assert down.json()["choices"][0]["message"]["content"] == "You said: what colour was the door?"
+        assert "blue door" in backend.turn_prompts()[-1]
+        status = health()
+        assert status["status"] == "degraded" and "could not reach" in status["dependencies"]["vector_store"]
+        assert 'orchestrator_dependency_up{dependency="vector_store"} 0.0' in client.get("/metrics").text
+        pending = {e.id for e in deps.episodes.pending(10)}
+        assert len(pending) >= 1  # the outage's episodes are kept, not lost, not marked indexed
+
+        server.start()  # the same port and data
+        assert health()["dependencies"]["vector_store"] == "ok"  # and the probe scheduled the indexer
+        client.portal.call(deps.indexer.drain)
+        assert deps.episodes.pending(10) == []
+        assert 'orchestrator_dependency_up{dependency="vector_store"} 1.0' in client.get("/metrics").text
+        again = turn("outage-d", "what colour was the door?")
+        assert "X-Recall-Degraded" not in again.headers
+        query = deps.embedder.embed_one("what colour was the door?")
+        found = {h.id for h in deps.vectors.query(DEFAULT_SCOPE, query, 10)}
+        assert pending <= found  # embedded after the outage, into the server that came back

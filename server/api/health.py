@@ -78,7 +78,10 @@ def _routing(runtime: Runtime) -> dict[str, Any]:
         return {"enabled": False}
     out = {"enabled": True, "classifier": router.classifier.public(), **router.public()}
     if cache is not None:
-        out["semantic_cache"]["entries"] = cache.count()
+        try:
+            out["semantic_cache"]["entries"] = cache.count()
+        except Exception:  # its database is down: /health still answers (dependencies say why)
+            out["semantic_cache"]["entries"] = None
         counts = runtime.metrics.cache_counts
         out["semantic_cache"].update(hits=counts.get("hit", 0), misses=counts.get("miss", 0))
     return out

@@ -107,11 +107,23 @@ def test_health_reports_postgres_down_and_back(cluster, settings, backend):
 
         up = health()
         assert up["dependencies"]["postgres"] == "ok"
+        db = PgDatabase(url, max_size=2, timeout=2.0)
+        deps = runtime.deps
+        kept = deps.sessions.db, deps.semantic_cache.db
         cluster.halt()
-        done, down = finishes(health, within=60)
-        assert done, "the health probe waited for ever on a stopped Postgres"
-        assert down["status"] == "degraded" and down["dependencies"]["postgres"].startswith("error: ")
-        assert 'orchestrator_dependency_up{dependency="postgres"} 0.0' in client.get("/metrics").text
+        # The stores /health and /metrics read (active sessions, the semantic cache) on the halted cluster.
+        deps.sessions.db = deps.semantic_cache.db = db
+        try:
+            done, down = finishes(health, within=60)
+            assert done, "the health probe waited for ever on a stopped Postgres"
+            assert down["status"] == "degraded" and down["dependencies"]["postgres"].startswith("error: ")
+            assert down["active_sessions"] is None  # unknown while the database is down, not a failed /health
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200
+            assert 'orchestrator_dependency_up{dependency="postgres"} 0.0' in metrics.text
+        finally:
+            deps.sessions.db, deps.semantic_cache.db = kept
+            db.close()
         cluster.resume()
         assert health()["dependencies"]["postgres"] == "ok"
         assert 'orchestrator_dependency_up{dependency="postgres"} 1.0' in client.get("/metrics").text

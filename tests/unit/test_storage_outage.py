@@ -10,6 +10,9 @@ psycopg raises. The whole service on the Postgres profile is tested after those 
 
 from __future__ import annotations
 
+import time
+
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,6 +40,19 @@ def failure_of(fn) -> BaseException:
     assert done, "a call to a stopped Postgres never returned"
     assert isinstance(result, BaseException), result
     return result
+
+
+def served_again(fn, within: float = 60.0):
+    """`fn()` once it succeeds: the pool reconnects in the background, retried while requests come (a
+    liveness bound, far above the pool's reconnection schedule, not a speed check)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return fn()
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_postgres_outage_fails_fast_as_503_in_every_door_and_service_resumes(cluster, settings, backend):
@@ -77,6 +93,9 @@ def test_postgres_outage_fails_fast_as_503_in_every_door_and_service_resumes(clu
                 assert "DATABASE_URL" in anthropic.json()["error"]["message"]
                 seed = client.post("/chat", json={"sessionId": "pg-down", "message": "hello"})
                 assert seed.status_code == 503 and seed.json()["error"]["code"] == "storage_unavailable"
+                with client.websocket_connect("/orchestrate?session_id=pg-down") as voice:  # realtime
+                    frame = voice.receive_json()
+                    assert frame["type"] == "error" and frame["code"] == "storage_unavailable", frame
                 listed = client.get("/sessions/pg-down")  # a route outside the turn engine
                 assert listed.status_code == 503 and listed.json()["error"]["code"] == "storage_unavailable"
             finally:
@@ -87,7 +106,7 @@ def test_postgres_outage_fails_fast_as_503_in_every_door_and_service_resumes(clu
             assert all("database is down" not in p for p in backend.turn_prompts())  # never sent to the model
 
             cluster.resume()  # the same port and data: the pool connects again
-            assert db.query("SELECT 1 AS one")[0]["one"] == 1
+            assert served_again(lambda: db.query("SELECT 1 AS one")[0]["one"]) == 1
     finally:
         db.close()
 

@@ -93,6 +93,10 @@ def test_postgres_outage_fails_fast_as_503_in_every_door_and_service_resumes(clu
                 assert "DATABASE_URL" in anthropic.json()["error"]["message"]
                 seed = client.post("/chat", json={"sessionId": "pg-down", "message": "hello"})
                 assert seed.status_code == 503 and seed.json()["error"]["code"] == "storage_unavailable"
+                agent = client.post("/agent/invoke", json={  # LangServe
+                    "input": {"messages": [{"type": "human", "content": "hello"}]},
+                    "config": {"configurable": {"thread_id": "pg-down"}}})
+                assert agent.status_code == 503 and "storage_unavailable" in agent.text, agent.text
                 with client.websocket_connect("/orchestrate?session_id=pg-down") as voice:  # realtime
                     frame = voice.receive_json()
                     assert frame["type"] == "error" and frame["code"] == "storage_unavailable", frame

@@ -17,7 +17,7 @@ from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
-from memory.vector_process import VectorIndex
+from memory.vectors import VectorStore
 
 ContractMode = Literal["schema", "schema-embedded", "prompt-only", "off"]
 """How the JSON contract is enforced (INFERENCE_RESPONSE_FORMAT once `auto` is resolved)."""
@@ -44,7 +44,7 @@ class Deps:
     chat_model: BaseChatModel
     episodes: EpisodeStore
     sessions: SessionStore
-    vectors: VectorIndex
+    vectors: VectorStore
     embedder: Embedder
     indexer: Indexer
     entities: EntityStore

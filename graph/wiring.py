@@ -23,9 +23,11 @@ from memory.hybrid import FusionWeights
 from memory.idempotency import IdempotencyStore
 from memory.indexer import Indexer
 from memory.pg import PgDatabase
+from memory.remote_vectors import RemoteVectors
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore
 from memory.vector_process import VectorIndex
+from memory.vectors import VectorStore
 
 
 def open_database(settings: Settings, timeout: float = 10.0) -> Database:
@@ -63,8 +65,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
     episodes = EpisodeStore(db)
     sessions = SessionStore(db)
     entities = EntityStore(db)
-    vectors = VectorIndex(settings.chroma_dir, timeout=settings.vector_timeout_seconds,
-                          max_open=settings.vector_max_open_collections)
+    vectors = open_vectors(settings)
     cache = SemanticCache(db)
     return Deps(
         chat_model=chat_model,
@@ -95,6 +96,15 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
         router=build_router(settings, embedder, chat_model) if settings.routing else None,
         semantic_cache=cache,
     )
+
+
+def open_vectors(settings: Settings) -> VectorStore:
+    """The vector index: a Chroma server's when CHROMA_URL is set (shared by every worker), else the embedded
+    one over CHROMA_DIR (a child process of this one)."""
+    if settings.chroma_url:
+        return RemoteVectors(settings.chroma_url, timeout=settings.vector_timeout_seconds)
+    return VectorIndex(settings.chroma_dir, timeout=settings.vector_timeout_seconds,
+                       max_open=settings.vector_max_open_collections)
 
 
 def build_router(settings: Settings, embedder: Embedder, chat_model: BaseChatModel) -> Router:

@@ -13,7 +13,7 @@ from memory.entities import Entity, EntityStore, vector_key
 from memory.episodes import EpisodeStore
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore, scope_of
-from memory.vector_process import VectorIndex
+from memory.vectors import VectorStore
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class MemoryAdmin:
     """Blocking: call the methods through `asyncio.to_thread`."""
 
     def __init__(self, sessions: SessionStore, episodes: EpisodeStore, entities: EntityStore,
-                 vectors: VectorIndex, embedder: Embedder, cache: SemanticCache | None = None) -> None:
+                 vectors: VectorStore, embedder: Embedder, cache: SemanticCache | None = None) -> None:
         self.sessions = sessions
         self.episodes = episodes
         self.entities = entities
@@ -98,7 +98,7 @@ class MemoryAdmin:
         self.entities.delete(entity.id)
 
 
-def find_entities(entities: EntityStore, vectors: VectorIndex, scope: str, query: str,
+def find_entities(entities: EntityStore, vectors: VectorStore, scope: str, query: str,
                   embedding: list[float] | None, k: int, threshold: float) -> list[EntityHit]:
     """Entities the query names, then the nearest ones above `threshold`; `k` at most."""
     if k <= 0 or not entities.any_in(scope):  # most scopes have none: skip the vector round trip

@@ -29,7 +29,7 @@ from typing import Literal
 
 from memory.embedder import Embedder
 from memory.episodes import EpisodeStore, StoredEpisode
-from memory.vector_process import VectorIndex
+from memory.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class Indexer:
     """One background task per event loop drains the pending episodes."""
 
-    def __init__(self, episodes: EpisodeStore, vectors: VectorIndex, embedder: Embedder, batch: int = 64,
+    def __init__(self, episodes: EpisodeStore, vectors: VectorStore, embedder: Embedder, batch: int = 64,
                  idle_delay: float = 0.2, max_delay: float = 5.0, step_delay: float = 0.1,
                  by: Literal["message", "exchange"] = "message") -> None:
         self.episodes = episodes

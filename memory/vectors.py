@@ -7,6 +7,7 @@ import hashlib
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
@@ -38,6 +39,34 @@ class VectorHit:
 
     id: str
     similarity: float
+
+
+class VectorStore(Protocol):
+    """What the memory uses of a vector index: the embedded one (`memory.vector_process.VectorIndex`, a child
+    process over CHROMA_DIR) or a Chroma server's (`memory.remote_vectors.RemoteVectors`, CHROMA_URL). Blocking:
+    call through `to_thread`. Failures raise `memory.vector_process.VectorStoreError`."""
+
+    def add(self, scope: str, ids: list[str], embeddings: list[list[float]], documents: list[str]) -> None:
+        """Insert or replace vectors (idempotent)."""
+
+    def query(self, scope: str, embedding: list[float], k: int) -> list[VectorHit]:
+        """The `k` nearest vectors of one scope, most similar first."""
+
+    def delete(self, scope: str, ids: list[str]) -> None:
+        """Remove vectors by id."""
+
+    def drop(self, *scopes: str) -> None:
+        """Delete these scopes' whole collections."""
+
+    def heartbeat(self) -> int:
+        """Raises if the vector store is unusable."""
+
+    @property
+    def pid(self) -> int | None:
+        """The process holding the vectors, if it is ours."""
+
+    def close(self) -> None:
+        """Release what the index holds open."""
 
 
 class ChromaVectors:

@@ -23,6 +23,7 @@ from server.protocols.openai import routes as openai_routes
 from server.protocols.realtime import routes as realtime_routes
 from server.protocols.realtime.hub import RealtimeHub
 from server.runtime import Runtime
+from server.storage_outage import install_outage_handler
 from server.web.routes import install_web
 
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, chat_model=None) -> FastAPI:
     app.state.settings = settings
     app.state.realtime = RealtimeHub(metrics)  # live voice sockets (GET /orchestrate) and their metrics
     install_error_handlers(app)
+    install_outage_handler(app)  # the Postgres profile's database out of reach: 503 storage_unavailable
     # Outermost first: ids and logs see everything, then size, then keys and rate (before any body is read).
     app.add_middleware(ApiKeys, keys=settings.api_key_list, per_minute=settings.rate_limit_per_minute)
     # Claude Code resends the whole conversation on every call: the Messages API has its own, larger limit.

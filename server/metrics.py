@@ -34,6 +34,9 @@ class Metrics:
                                 "node is in, 0 for the others", ["state"], registry=r)
         self.node_restarts = Gauge("orchestrator_inference_node_restarts", "Times the embedded inference node "
                                    "was restarted after it died", registry=r)
+        self.dependency_up = Gauge("orchestrator_dependency_up", "1 while a storage dependency answered the last "
+                                   "health probe (memory_db, vector_store, postgres), 0 while it failed",
+                                   ["dependency"], registry=r)
         self.active_sessions = Gauge("orchestrator_active_sessions", "Sessions with a recent turn", registry=r)
         self.turns_in_progress = Gauge("orchestrator_turns_in_progress", "Sessions with a turn running or queued",
                                        registry=r)

@@ -126,3 +126,20 @@ def database(request, tmp_path):
         db = PgDatabase(request.getfixturevalue("postgres").database(), max_size=4)
     yield db
     db.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def vector_store(request, tmp_path):
+    """An empty vector index of each kind: the embedded one (a child process over a temp CHROMA_DIR), then the
+    session's Chroma server's (emptied first). A test that takes this fixture runs on both."""
+    from memory.remote_vectors import RemoteVectors
+    from memory.vector_process import VectorIndex
+
+    if request.param == "embedded":
+        vectors = VectorIndex(tmp_path / "chroma")
+    else:
+        server = request.getfixturevalue("chroma_server")
+        server.reset()
+        vectors = RemoteVectors(server.url)
+    yield vectors
+    vectors.close()

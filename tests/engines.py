@@ -56,6 +56,10 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(self.bindir / "initdb", "-D", self.datadir, "-U", self.user, "--auth=trust",
                   "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+        return self.resume()
+
+    def resume(self) -> PostgresCluster:
+        """Start the server (again, after `halt`) on the same port and data."""
         # Sockets in the temp dir (not /var/run/postgresql, which may not exist); fsync off: a test cluster.
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
@@ -72,9 +76,13 @@ class PostgresCluster:
         self._run(self.bindir / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
         return self.url(name)
 
+    def halt(self) -> None:
+        """Stop the server as an outage would (immediate: connections cut), keeping the data for `resume`."""
+        self._run(self.bindir / "pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         try:
-            self._run(self.bindir / "pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+            self.halt()
         except subprocess.SubprocessError:
             pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -30,7 +30,11 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
     """`status` is `ok` when every dependency answers (an inference node busy generating counts), `degraded`
     otherwise (the service still serves). `checked_seconds_ago`: the age of the probe results."""
     deps = runtime.deps
-    active = await asyncio.to_thread(deps.sessions.count_active, runtime.settings.active_session_window_seconds)
+    try:
+        active: int | None = await asyncio.to_thread(deps.sessions.count_active,
+                                                     runtime.settings.active_session_window_seconds)
+    except Exception:  # the database is down: /health still answers, and says so (dependencies.postgres)
+        active = None
     results = runtime.probe.results
     inference = _inference(runtime)
     dependencies = {
@@ -38,6 +42,7 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "vector_store": results["vector_store"],
         "embedder": "ok" if deps.embedder.loaded else "not loaded",
         "checkpointer": "ok",
+        **({"postgres": results["postgres"]} if "postgres" in results else {}),
         "inference": inference,
         "circuits": {b.url: b.breaker.state for b in runtime.backends},
     }
@@ -52,8 +57,18 @@ async def health(runtime: RuntimeDep, request: Request) -> dict[str, Any]:
         "realtime": {"active_sessions": request.app.state.realtime.active},  # live voice sockets
         "checked_seconds_ago": runtime.probe.age(),
         "dependencies": dependencies,
+        "storage": _storage(runtime),
         "routing": routing,
     }
+
+
+def _storage(runtime: Runtime) -> dict[str, Any]:
+    """The storage profile: where the memory and the vectors live (DATABASE_URL is never shown: it may hold a
+    password)."""
+    settings = runtime.settings
+    return {"database": runtime.deps.episodes.db.dialect,
+            "vectors": "chroma server" if settings.chroma_url else "embedded",
+            **({"chroma_url": settings.chroma_url} if settings.chroma_url else {})}
 
 
 def _routing(runtime: Runtime) -> dict[str, Any]:
@@ -63,7 +78,10 @@ def _routing(runtime: Runtime) -> dict[str, Any]:
         return {"enabled": False}
     out = {"enabled": True, "classifier": router.classifier.public(), **router.public()}
     if cache is not None:
-        out["semantic_cache"]["entries"] = cache.count()
+        try:
+            out["semantic_cache"]["entries"] = cache.count()
+        except Exception:  # its database is down: /health still answers (dependencies say why)
+            out["semantic_cache"]["entries"] = None
         counts = runtime.metrics.cache_counts
         out["semantic_cache"].update(hits=counts.get("hit", 0), misses=counts.get("miss", 0))
     return out

@@ -27,6 +27,7 @@ from memory.sessions import scope_of
 from nodes.recall import PREFETCH_KEY, RecallPrefetch
 from server.errors import ApiError, inference_error
 from server.metrics import Metrics
+from server.storage_outage import is_storage_outage, refused_on_outage, storage_unavailable
 from server.turns.access import busy_error, check_reachable, open_session
 from server.turns.commit import commit_turn, discard_turn
 from server.turns.conversations import continues
@@ -71,14 +72,17 @@ class TurnRunner:
             # recall's (and classify's) query embedding starts now, beside the session's lookup and the state's load.
             self.deps.embedder.prefetch(last_user_text(request.messages))
         if request.owner is not None:  # before the busy check: another key learns nothing of the session
-            await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id, request.project_id,
-                                    request.owner)
-        if not self.reject_busy:
-            await self.locks.acquire(request.session_id)
-        elif not await self.locks.try_acquire(request.session_id):  # busy here or on another worker
-            raise busy_error(request.session_id)
+            with refused_on_outage():
+                await asyncio.to_thread(check_reachable, self.deps.sessions, request.session_id,
+                                        request.project_id, request.owner)
+        with refused_on_outage():  # the sessions' advisory locks live in Postgres on the shared profile
+            if not self.reject_busy:
+                await self.locks.acquire(request.session_id)
+            elif not await self.locks.try_acquire(request.session_id):  # busy here or on another worker
+                raise busy_error(request.session_id)
         try:
-            start = await self._start(request)
+            with refused_on_outage():  # the database down: a 503 before any turn starts
+                start = await self._start(request)
         except BaseException:
             self.locks.release(request.session_id)
             raise
@@ -257,7 +261,11 @@ class TurnRunner:
             await discard_turn(self.deps, session_id)
 
     def _failure(self, exc: BaseException, stored: bool) -> ApiError:
-        """The error a door answers a failed turn with: our storage's 500, the inference node's 502/503/504."""
+        """The error a door answers a failed turn with: our storage's 500 (503 while its database is out of
+        reach), the inference node's 502/503/504."""
+        if is_storage_outage(exc):
+            log.error("a turn met a database outage (rolled back): %r", exc)
+            return storage_unavailable(exc)
         if stored or is_storage_failure(exc):  # after persist, only storing the turn can fail
             log.error("storing a turn failed: %r", exc)
             return storage_error(exc)

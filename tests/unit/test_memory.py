@@ -156,8 +156,8 @@ def test_embedder_falls_back_to_torch_when_the_export_cannot_be_written(tmp_path
 
 
 @pytest.mark.anyio
-async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, tmp_path, embedder):
-    vectors = VectorIndex(tmp_path / "chroma")
+async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, vector_store, embedder):
+    vectors = vector_store
     facts = ["The spare key is under the blue flower pot", "My cat is called Miso",
              "The deploy script lives in tools/deploy.sh", "I prefer tabs over spaces"]
     for i, fact in enumerate(facts):
@@ -180,28 +180,25 @@ async def test_indexer_catches_up_with_sqlite_and_hybrid_recall_finds_it(store, 
     assert all("flower pot" not in h.document for h in again)
     # Other scopes never see it.
     assert vectors.query("project:b", embedder.embed_one(query), 5) == []
-    vectors.close()
 
 
 @pytest.mark.anyio
-async def test_unindexed_episodes_are_indexed_after_a_restart(database, tmp_path, embedder):
+async def test_unindexed_episodes_are_indexed_after_a_restart(database, embedder, vector_store):
     first = EpisodeStore(reopen(database))
     first.add(Episode("s1", "default", "The wifi password is hunter2", "Saved."))
     first.db.close()  # "crash" before the vector was written
     store = EpisodeStore(database)
-    vectors = VectorIndex(tmp_path / "chroma")
-    indexer = Indexer(store, vectors, embedder)
+    indexer = Indexer(store, vector_store, embedder)
     indexer.schedule()
     await indexer.drain()
-    hits = vectors.query("default", embedder.embed_one("what is the wifi password"), 3)
+    hits = vector_store.query("default", embedder.embed_one("what is the wifi password"), 3)
     assert hits and hits[0].id == store.for_session("s1")[0].id
-    vectors.close()
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("by", ["message", "exchange"])
-async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, tmp_path, embedder, by):
-    vectors = VectorIndex(tmp_path / "chroma")
+async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, vector_store, embedder, by):
+    vectors = vector_store
     encoded: list[str] = []
     original = embedder._encode
 
@@ -211,7 +208,8 @@ async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, 
 
     embedder._encode = counting
     try:
-        query = f"Where does the {by} backup run every night on {store.db.dialect}?"  # not embedded before
+        # A text of this run's own: the module's embedder keeps the query vectors of earlier runs.
+        query = f"Where does the {by} backup run every night on {store.db.dialect} {type(vectors).__name__}?"
         query_vector = embedder.embed_one(query)  # what recall does with the turn's message
         store.add(Episode("s1", "default", query, "On the NAS.", ai_msg_id="ai1"))
         indexer = Indexer(store, vectors, embedder, by=by)
@@ -226,14 +224,18 @@ async def test_an_episode_costs_one_embedding_by_message_two_by_exchange(store, 
         assert vectors.query("default", query_vector, 1)[0].similarity > 0.999
     else:
         assert len(encoded) == 2 and encoded[0] == query and "On the NAS." in encoded[1]  # the whole exchange
-    vectors.close()
 
 
-def test_the_vector_process_reports_errors_and_is_replaced_when_it_dies(tmp_path):
+def test_a_vector_store_reports_a_bad_call_as_its_error_and_keeps_serving(vector_store):
+    vector_store.add("default", ["a"], [[1.0] + [0.0] * 383], ["A"])
+    with pytest.raises(VectorStoreError):
+        vector_store.add("default", ["b"], [[1.0, 0.0]], ["wrong dimension"])
+    assert [h.id for h in vector_store.query("default", [1.0] + [0.0] * 383, 3)] == ["a"]
+
+
+def test_the_vector_process_is_replaced_when_it_dies(tmp_path):
     vectors = VectorIndex(tmp_path / "chroma")
     vectors.add("default", ["a"], [[1.0] + [0.0] * 383], ["A"])
-    with pytest.raises(VectorStoreError):
-        vectors.add("default", ["b"], [[1.0, 0.0]], ["wrong dimension"])
     vectors._proc.kill()  # the child crashes
     vectors._proc.wait()
     assert [h.id for h in vectors.query("default", [1.0] + [0.0] * 383, 3)] == ["a"]  # a new child, same data

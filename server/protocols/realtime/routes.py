@@ -16,6 +16,7 @@ from server.protocols.realtime.auth import PROTOCOL, check_access, offered_proto
 from server.protocols.realtime.hub import RealtimeHub
 from server.protocols.realtime.voice import VoiceSocket
 from server.runtime import Runtime
+from server.storage_outage import refused_on_outage
 from server.turns.access import check_reachable
 from server.turns.session_ids import validate_session_id
 
@@ -55,7 +56,8 @@ async def orchestrate(websocket: WebSocket) -> None:
         project_id = params.get("project_id") or None
         if project_id is not None:
             validate_session_id(project_id, "project_id")
-        scope = await _session_scope(runtime, session_id, project_id, access.owner)
+        with refused_on_outage():  # the database down: an error frame saying so, not a dropped socket
+            scope = await _session_scope(runtime, session_id, project_id, access.owner)
     except ApiError as exc:
         await websocket.send_json(msg.error(exc.code or exc.type, exc.message))
         await websocket.close(POLICY_VIOLATION, (exc.code or exc.type)[:120])

@@ -71,11 +71,13 @@ class PgWindow:
             row = conn.execute(f"SELECT {', '.join(_DB_COUNTERS)} FROM pg_stat_database WHERE datname = %s",
                                (self.database,)).fetchone()
             out = dict(zip(_DB_COUNTERS, (float(v or 0) for v in row or ()), strict=False))
-            if self.statements:
-                calls = conn.execute(
-                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-                    " WHERE d.datname = %s", (self.database,)).fetchone()
-                out["statements"] = float(calls[0]) if calls else 0.0
+            if self.statements:  # by leading keyword: SELECT vs writes says what a read replica could take
+                kinds = conn.execute(
+                    "SELECT lower(split_part(ltrim(s.query), ' ', 1)), sum(s.calls) FROM pg_stat_statements s"
+                    " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s GROUP BY 1",
+                    (self.database,)).fetchall()
+                out["statements"] = float(sum(n for _, n in kinds))
+                out.update({f"statements_{kind or 'other'}": float(n) for kind, n in kinds})
         out["postgres_cpu_s"] = cpu_seconds(self.pg_pid)
         if self.chroma_pid is not None:
             out["chroma_cpu_s"] = cpu_seconds(self.chroma_pid)

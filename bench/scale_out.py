@@ -230,6 +230,9 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{pg['postgres_cpu_s'] * 1000:.2f} | {ch['calls_per_turn']:.1f} | "
                   f"{pg.get('chroma_cpu_s', float('nan')) * 1000:.2f} | "
                   f"{costs['postgres_connections_idle_1_worker']} |",
+                  "", "Postgres statements per turn by kind: " + ", ".join(
+                      f"{k.removeprefix('statements_')} {v:.1f}" for k, v in sorted(pg.items())
+                      if k.startswith("statements_") and v),
                   "", "Chroma calls per turn by operation: "
                   + ", ".join(f"{op} {n}" for op, n in ch["by_operation_per_turn"].items())]
     return "\n".join(lines)

@@ -79,7 +79,7 @@ def test_the_postgres_window_counts_what_a_client_did(cluster):
             time.sleep(0.3)  # a few samples while both are open
     per_turn = window.stop(turns=5)
     assert sampler.peak == 2
-    assert per_turn["statements"] == 2.0  # 10 INSERTs over 5 "turns"
+    assert per_turn["statements"] == per_turn["statements_insert"] == 2.0  # 10 INSERTs over 5 "turns"
     assert per_turn["tup_inserted"] == 2.0
     assert per_turn["xact_commit"] >= 2.0  # autocommit: one transaction a statement (autovacuum may add)
     assert per_turn["postgres_cpu_s"] >= 0.0

@@ -129,9 +129,11 @@ def _check_profile(database_url: str, chroma_url: str) -> None:
 
 def run_postgres(workdir: Path, backend_url: str, sizes: dict[str, int]) -> dict[str, Any]:
     """The scale-out profile on a throwaway cluster and Chroma server: latency, turns/s 1 and 2 workers, costs."""
-    from tests.engines import ChromaServer, PostgresCluster
+    from tests.engines import ChromaServer, PostgresCluster, postgres_bin
 
     print("[scale-out] Postgres profile (throwaway cluster + chroma run)", flush=True)
+    if postgres_bin() is None:  # `make test` installs it; a bench-only machine may lack it
+        raise ProfileUnavailable("no PostgreSQL server binaries (apt-get install postgresql)")
     with PostgresCluster() as cluster, ChromaServer() as chroma:
         statements = enable_statement_stats(cluster)
         url = cluster.database("bench")

@@ -39,7 +39,8 @@ def enable_statement_stats(cluster: Any) -> bool:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime+stime of `pid` and its descendants alive now, in seconds."""
+    """CPU seconds of `pid`'s tree: utime+stime of each process alive now, plus the root's cutime+cstime, which
+    holds the children it has reaped (a Postgres backend that exited keeps counting)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for p in process_tree(pid):
@@ -48,6 +49,8 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        if p == pid:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime (16 and 17)
     return total / tick
 
 
@@ -64,6 +67,8 @@ class PgWindow:
         self.admin_url, self.database, self.statements = admin_url, database, statements
         self.pg_pid, self.chroma_pid, self.flush_wait_s = pg_pid, chroma_pid, flush_wait_s
         self._before: dict[str, float] = {}
+        self._t_before = 0.0
+        self._idle_rate: dict[str, float] = {}
 
     def _read(self) -> dict[str, float]:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -83,15 +88,30 @@ class PgWindow:
             out["chroma_cpu_s"] = cpu_seconds(self.chroma_pid)
         return out
 
+    def _cpu(self) -> dict[str, float]:
+        pids = {"postgres": self.pg_pid, "chroma": self.chroma_pid}
+        return {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
+
     def start(self) -> None:
+        """Wait for counters to settle; the CPU the servers burn meanwhile, idle, is their baseline."""
+        cpu0, t0 = self._cpu(), time.monotonic()
         time.sleep(self.flush_wait_s)
         self._before = self._read()
+        self._t_before = time.monotonic()
+        idle_s = max(self._t_before - t0, 1e-6)
+        self._idle_rate = {name: (self._before[f"{name}_cpu_s"] - cpu0[name]) / idle_s for name in cpu0}
 
     def stop(self, turns: int) -> dict[str, float]:
-        """Per-turn deltas over the window (background work after each reply included: it waits it out)."""
+        """Per-turn deltas over the window (background work after each reply included: it waits it out).
+        `*_cpu_s_net` removes the idle baseline (checkpointer, autovacuum, ...) over the window's length."""
         time.sleep(self.flush_wait_s)
         after = self._read()
-        return {k: round((after[k] - self._before.get(k, 0.0)) / max(turns, 1), 4) for k in after}
+        window_s = time.monotonic() - self._t_before
+        n = max(turns, 1)
+        out = {k: round((after[k] - self._before.get(k, 0.0)) / n, 4) for k in after}
+        for name, rate in self._idle_rate.items():
+            out[f"{name}_cpu_s_net"] = round(max(out[f"{name}_cpu_s"] - rate * window_s / n, 0.0), 5)
+        return out
 
 
 def connections(admin_url: str, database: str) -> int:

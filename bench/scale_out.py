@@ -224,13 +224,15 @@ def markdown(result: dict[str, Any]) -> str:
     if costs:
         pg, ch = costs["postgres_per_turn"], costs["chroma"]
         lines += ["", f"#### Scale-out: per-turn engine costs ({costs['turns']} turns, 1 worker)", "",
-                  "| statements | commits | rollbacks | rows read | rows written | Postgres CPU ms | Chroma calls |"
-                  " Chroma CPU ms | connections idle |", "|---|---|---|---|---|---|---|---|---|",
+                  "| statements | commits | rollbacks | rows read | rows written | Postgres CPU ms (net of idle) |"
+                  " Chroma calls | Chroma CPU ms (net of idle) | connections idle |",
+                  "|---|---|---|---|---|---|---|---|---|",
                   f"| {pg.get('statements', float('nan')):.1f} | {pg['xact_commit']:.1f} | "
                   f"{pg['xact_rollback']:.1f} | {pg['tup_returned'] + pg['tup_fetched']:.0f} | "
                   f"{pg['tup_inserted'] + pg['tup_updated'] + pg['tup_deleted']:.1f} | "
-                  f"{pg['postgres_cpu_s'] * 1000:.2f} | {ch['calls_per_turn']:.1f} | "
-                  f"{pg.get('chroma_cpu_s', float('nan')) * 1000:.2f} | "
+                  f"{pg['postgres_cpu_s'] * 1000:.2f} ({pg['postgres_cpu_s_net'] * 1000:.2f}) | "
+                  f"{ch['calls_per_turn']:.1f} | {pg.get('chroma_cpu_s', float('nan')) * 1000:.2f} "
+                  f"({pg.get('chroma_cpu_s_net', float('nan')) * 1000:.2f}) | "
                   f"{costs['postgres_connections_idle_1_worker']} |",
                   "", "Postgres statements per turn by kind: " + ", ".join(
                       f"{k.removeprefix('statements_')} {v:.1f}" for k, v in sorted(pg.items())

@@ -5,7 +5,9 @@ Phases, each with its own store under a temporary directory and the service as a
      race (the same graph under `langgraph dev`, driven by langgraph_sdk, vs. this service, 1 and 8 clients),
      the prompt budget of a Claude-Code-shaped request, checkpoint bytes with and without retention, and
      the dialogues (bench/dialogues.py), realtime voice turns (bench/realtime.py), routing and the semantic
-     cache (bench/classify.py), LoCoMo recall on one dev conversation (bench/memory_eval.py --quick);
+     cache (bench/classify.py), LoCoMo recall on one dev conversation (bench/memory_eval.py --quick), and
+     the scale-out profiles (bench/scale_out.py --quick: embedded vs Postgres + Chroma server, 1 and 2
+     workers, per-turn engine costs; a tree without the Postgres profile records why under "unavailable");
   B. 1k -> 10k real-embedded episodes: recall scaling, then the service on the 10k store;
   C. (unless --skip-100k or the run is already long) 10k -> 100k episodes with cheap vectors: recall
      scaling, then the service on the 100k store;
@@ -46,6 +48,8 @@ from bench.prompt_budget import CONTEXTS, measure  # noqa: E402
 from bench.realtime import markdown as realtime_markdown  # noqa: E402
 from bench.realtime import run_realtime  # noqa: E402
 from bench.report import machine, markdown, targets  # noqa: E402
+from bench.scale_out import markdown as scale_out_markdown  # noqa: E402
+from bench.scale_out import run_scale_out  # noqa: E402
 from bench.service import Service  # noqa: E402
 
 PHASE_C_START_LIMIT_S = 420.0  # skip the 100k phase if the run is already this long
@@ -122,6 +126,8 @@ def main() -> None:
         results["routing"] = run_routing(Path(tmp) / "routing")
         print("[A] LoCoMo recall, --quick (bench/memory_eval.py)", flush=True)
         results["memory_eval"] = run_memory_eval(Path(tmp) / "locomo", quick=True)
+        print("[A] scale-out profiles, --quick (bench/scale_out.py)", flush=True)
+        results["scale_out"] = run_scale_out(Path(tmp) / "scale-out", backend.base_url, quick=True, strict=False)
         print("[B] seeding 1k -> 10k embedded episodes", flush=True)
         results["recall_scaling"] += recall_scaling(seeded, "1000,10000", 10_000)
         serve_and_measure(seeded, backend.base_url, "10k episodes", results, args.turns)
@@ -142,7 +148,7 @@ def main() -> None:
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
     summary = (markdown(results) + "\n" + dialogue_markdown(results["dialogues"]) + "\n"
                + realtime_markdown(results["realtime"]) + "\n\n" + routing_markdown(results["routing"]) + "\n\n"
-               + memory_eval_markdown(results["memory_eval"]))
+               + memory_eval_markdown(results["memory_eval"]) + "\n\n" + scale_out_markdown(results["scale_out"]))
     (RESULTS / "summary.md").write_text(summary)
     plots = plot_all(results, RESULTS)
     print("\n" + summary)

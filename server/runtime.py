@@ -20,6 +20,7 @@ from inference.backends import Backend, FailoverChatModel
 from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
 from inference.node_supervisor import NodeSupervisor
+from memory import embedding_identity
 from memory.checkpoint_retention import SqliteCheckpointRetention
 from memory.datadir_lock import DirectoryLock
 from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
@@ -96,6 +97,8 @@ class Runtime:
         try:
             # The runner commits each turn's episode once its checkpoint is saved (server/turns/commit.py).
             deps = replace(await asyncio.to_thread(build_deps, settings, chat_model), commit_after_checkpoint=True)
+            # A store embedded with another model is refused, naming both (memory/embedding_identity.py).
+            await asyncio.to_thread(embedding_identity.check, deps.episodes.db, deps.embedder.model_path)
             await asyncio.to_thread(deps.embedder.load)
             if deps.router is not None:  # the classes' examples embedded now, not in the first turn
                 await asyncio.to_thread(deps.router.classifier.preload)

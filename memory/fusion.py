@@ -2,9 +2,10 @@
 
 Rank fusion (memory/hybrid.py) throws the scores away: the 10th BM25 hit counts nearly as much as the 1st
 whatever their scores. `convex_parts` keeps them: each BM25 score divided by the best one of the list, each
-cosine similarity min-max scaled over the vector candidates, and a candidate's score is
+cosine similarity's margin over the vector threshold divided by the best one's, and a candidate's score is
 `lexical_weight * bm25_norm + vector_weight * cosine_norm` (a convex combination when the weights add up to
-1). A candidate missing from one list gets 0 from it.
+1). A candidate missing from one list gets 0 from it. (Min-max scaling of the cosines was measured first and
+dropped: over a few candidates it turns a hair of similarity into the whole vector weight.)
 
 Per-turn vectors (`EPISODE_EMBEDDING=turns`): an episode has its user message's vector under its own id and
 its reply's under `<id>#reply`, so the reply's words are reachable by meaning too. `episode_id` maps a
@@ -59,12 +60,12 @@ class ConvexParts:
 
 
 def convex_parts(lexical: list[tuple[str, float]], vector: list[tuple[str, float]], lexical_weight: float,
-                 vector_weight: float) -> ConvexParts:
+                 vector_weight: float, floor: float = 0.0) -> ConvexParts:
     """Contributions of (episode id, BM25 score) and (episode id, cosine) candidates, normalised per list.
 
     BM25 scores are divided by the best one (they are positive here: higher is better), so the top lexical
-    hit always brings the whole lexical weight; cosines are min-max scaled over the candidates, since
-    MiniLM's similarities of unrelated texts sit well above 0.
+    hit always brings the whole lexical weight; a cosine counts by its margin over `floor` (the vector
+    threshold: MiniLM's similarities of unrelated texts sit well above 0) relative to the best one's.
     """
     lex: dict[str, float] = {}
     top = max((s for _, s in lexical), default=0.0)
@@ -72,10 +73,8 @@ def convex_parts(lexical: list[tuple[str, float]], vector: list[tuple[str, float
         if i not in lex:
             lex[i] = lexical_weight * (score / top if top > 0 else 1.0)
     vec: dict[str, float] = {}
-    if vector:
-        high, low = max(s for _, s in vector), min(s for _, s in vector)
-        span = high - low
-        for i, sim in vector:
-            if i not in vec:
-                vec[i] = vector_weight * ((sim - low) / span if span > 0 else 1.0)
+    best = max((s for _, s in vector), default=floor) - floor
+    for i, sim in vector:
+        if i not in vec:
+            vec[i] = vector_weight * (max(0.0, sim - floor) / best if best > 0 else 1.0)
     return ConvexParts(lex, vec)

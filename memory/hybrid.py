@@ -69,7 +69,8 @@ def fuse_explained(
     vector = by_episode(vector)  # per-turn vectors: an episode's best one counts (memory/fusion.py)
     convex = convex_parts([(h.id, h.score) for h in lexical],
                           [(h.id, h.similarity) for h in vector if h.similarity >= weights.vector_threshold],
-                          weights.lexical, weights.vector) if weights.mode == "convex" else None
+                          weights.lexical, weights.vector, weights.vector_threshold) \
+        if weights.mode == "convex" else None
     lexical_parts: dict[str, LexicalPart] = {}
     for rank, hit in enumerate(lexical, start=1):
         if hit.id not in lexical_parts:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from memory.stemming import fts_term
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Kept small on purpose: common function words that match nearly every exchange. Dropping them keeps
@@ -43,7 +45,7 @@ def match_expression(scope: str | None, text: str, terms: list[str] | None = Non
     terms = query_terms(text) if terms is None else terms
     if not terms:
         return None
-    words = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    words = " OR ".join(fts_term(t) for t in terms)  # stems as prefixes: memory/stemming.py
     if scope is None:
         return f"document:({words})"
     return f'scope_token:"{scope_token(scope)}" AND document:({words})'

@@ -26,6 +26,7 @@ from memory.datadir_lock import DirectoryLock
 from server.checkpoint_pruner import CheckpointPruner, open_saver, uses_delta_channels
 from server.health_probe import HealthProbe
 from server.metrics import Metrics
+from server.turns.after_import import ImportFollowUps
 from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
@@ -65,6 +66,8 @@ class Runtime:
     node: LocalInferenceNode | None = None
     supervisor: NodeSupervisor | None = None
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    followups: ImportFollowUps | None = None
+    """Imported sessions being summarised in the background (server/turns/after_import.py)."""
 
     @property
     def saver(self) -> BaseCheckpointSaver:
@@ -134,14 +137,19 @@ class Runtime:
         probe = HealthProbe(deps, http, settings.inference_base_url or "", settings.inference_api_key, supervisor,
                             settings.health_probe_interval_seconds)
         await probe.start()
-        return cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, probe, node,
-                   supervisor)
+        runtime = cls(settings, deps, graph, turns, http, time.time(), saver.conn, metrics, locks, pruner, probe,
+                      node, supervisor)
+        runtime.followups = await asyncio.to_thread(ImportFollowUps, turns)
+        await runtime.followups.resume()  # imports a previous process had not finished summarising
+        return runtime
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
         await self.probe.aclose()
         if self.supervisor:
             await self.supervisor.aclose()
+        if self.followups:
+            await self.followups.aclose()
         await self.turns.drain()
         await self.deps.indexer.drain()
         await self.pruner.close()

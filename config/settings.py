@@ -69,10 +69,11 @@ class Settings(BaseSettings):
     recall_lexical_weight: float = Field(0.7, ge=0, description="Weight of BM25 ranks in the fusion.")
     recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
-    episode_embedding: Literal["message", "exchange", "turns"] = Field(
+    episode_embedding: Literal["message", "exchange", "turns", "context"] = Field(
         "message", description="An episode's vector: its user message's (reused from recall: one embedding a "
         "turn), the whole exchange's (a second, longer embedding a turn), or one per message (turns: the user "
-        "message's and the reply's, a second embedding a turn).")
+        "message's and the reply's, a second embedding a turn), or the exchange with the one before it (context: a "
+        "second, longest embedding a turn).")
     recall_fusion: Literal["rrf", "convex"] = Field(
         "rrf", description="How BM25 and vector hits are fused: weighted reciprocal rank, or a weighted sum "
         "of normalised scores (convex; memory/fusion.py).")

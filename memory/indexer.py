@@ -9,7 +9,8 @@ text as its query, so the vector is reused and a turn costs one embedding instea
 about twice as long, and embedding it took ~40% of the service's CPU under load, measured with py-spy).
 The assistant's words stay searchable lexically (FTS5 indexes the whole exchange). `by="exchange"`
 embeds the whole `User: … Assistant: …` document instead; `by="turns"` adds a second vector per episode,
-its reply's (id `<episode id>#reply`, memory/fusion.py), so a reply is found by meaning too.
+its reply's (id `<episode id>#reply`, memory/fusion.py), so a reply is found by meaning too; `by="context"`
+embeds the exchange followed by the one before it in its session (an answer often needs its question).
 
 Batches are large (64): a Chroma add costs ~20 ms whatever its size up to a few dozen vectors (27 ms for 8,
 55 ms for 64 at 10k episodes), and recall's vector queries wait behind it in the Chroma process, so fewer,
@@ -39,7 +40,7 @@ class Indexer:
 
     def __init__(self, episodes: EpisodeStore, vectors: VectorIndex, embedder: Embedder, batch: int = 64,
                  idle_delay: float = 0.2, max_delay: float = 5.0, step_delay: float = 0.1,
-                 by: Literal["message", "exchange", "turns"] = "message") -> None:
+                 by: Literal["message", "exchange", "turns", "context"] = "message") -> None:
         self.episodes = episodes
         self.by = by
         self.vectors = vectors
@@ -105,7 +106,11 @@ class Indexer:
         pending = self.episodes.pending(self.batch)
         if not pending:
             return 0
-        texts = [e.user_text or e.document if self.by != "exchange" else e.document for e in pending]
+        if self.by == "context":  # the exchange and, after it (truncation cuts the end), the one before it
+            texts = [e.document + "\n" + previous for e, previous in zip(pending, self._previous(pending),
+                                                                          strict=True)]
+        else:
+            texts = [e.user_text or e.document if self.by != "exchange" else e.document for e in pending]
         ids = [e.id for e in pending]
         docs = [e.document for e in pending]
         scopes = [e.scope for e in pending]
@@ -125,6 +130,16 @@ class Indexer:
         # An episode rewritten while it was embedded (a reply cut to what was heard) stays pending: next pass.
         self.episodes.mark_indexed([e.id for e in pending], [e.document for e in pending])
         return len(pending)
+
+    def _previous(self, pending: list[StoredEpisode]) -> list[str]:
+        """The document of each episode's predecessor in its session ('' for a session's first)."""
+        out = []
+        for e in pending:
+            rows = self.episodes.db.query(
+                "SELECT document FROM episodes WHERE session_id = ? AND committed = 1 AND seq <"
+                " (SELECT seq FROM episodes WHERE id = ?) ORDER BY seq DESC LIMIT 1", (e.session_id, e.id))
+            out.append(rows[0]["document"] if rows else "")
+        return out
 
 
 def reply_text(episode: StoredEpisode) -> str:

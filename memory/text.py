@@ -19,6 +19,9 @@ STOPWORDS = frozenset(
     so some such than that the their theirs them themselves then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your
     yours yourself yourselves user assistant s t d ll m re ve y ok okay please thanks hi hello""".split()
+) | frozenset(
+    # The words questions are asked with rather than about (LoCoMo: "What kind of ... would X likely ...?").
+    """likely kind kinds type types many much ever something anything things thing also""".split()
 )
 
 

@@ -2,13 +2,14 @@
 
 An import makes no inference call (server/turns/importer.py), so a long imported history would sit whole in the
 checkpoint, unsummarised and without entities, until the session's next turn folded it all in one oversized
-prompt. Instead, once an import has stored messages, the session is queued here (a row in `import_followups`,
-so a restart resumes it) and a background task does what the turns' `summarise` node does, in bounded steps:
-while the session holds more than SUMMARY_TRIGGER_MESSAGES, its oldest messages outside the recent window, up
-to about half the context window of text, are folded into the rolling summary by one inference call, and their
-entities extracted by another. Each step reads the state, calls the model without holding the session (a turn
-may run meanwhile) and writes the fold only if the state it read is still the session's (otherwise it starts
-over from the new state). Until the queue row is gone, `GET /sessions/{id}` says `memoryPending: true`.
+prompt. Instead, once an import leaves the session holding more than SUMMARY_TRIGGER_MESSAGES (a shorter one
+has nothing to fold, as a short session has not), the session is queued here (a row in `import_followups`, so
+a restart resumes it) and a background task does what the turns' `summarise` node does, in bounded steps:
+while a summary is due, the oldest messages outside the recent window, up to about half the context window
+of text, are folded into the rolling summary by one inference call, and their entities extracted by another.
+Each step reads the state, calls the model without holding the session (a turn may run meanwhile) and writes
+the fold only if the state it read is still the session's (otherwise it starts over from the new state).
+Until the queue row is gone, `GET /sessions/{id}` says `memoryPending: true`.
 
 A failed step (the inference node down) leaves the session queued; it is retried after `retry_delay`
 seconds, doubling, `max_attempts` times per process, then on the next start or the next import.
@@ -66,8 +67,13 @@ class ImportFollowUps:
         """Whether the session's imported history is still to be summarised (blocking: a SQLite read)."""
         return bool(self.db.query("SELECT 1 FROM import_followups WHERE session_id = ?", (session_id,)))
 
-    async def queue(self, session_id: str) -> None:
-        """Record that the session has imported messages to fold, and start folding them."""
+    async def queue(self, session_id: str) -> bool:
+        """If the session now holds more than a summary is due at, record that it has imported messages to
+        fold and start folding them; whether it did (a short import has nothing to fold, as a short session)."""
+        state = await self.runner.settled_state(session_id)
+        if not summary_due(state.values, self.runner.deps.limits):
+            return False
+
         def write() -> None:
             with self.db.transaction() as conn:
                 conn.execute("DELETE FROM import_followups WHERE session_id = ?", (session_id,))
@@ -76,6 +82,7 @@ class ImportFollowUps:
 
         await asyncio.to_thread(write)
         self._start(session_id)
+        return True
 
     async def resume(self) -> None:
         """Start the sessions a previous process left queued."""

@@ -30,23 +30,14 @@ def scope_token(scope: str) -> str:
     return "s" + hashlib.sha1(scope.encode("utf-8")).hexdigest()[:20]
 
 
-# Temporal grounding: a "when" question is answered by a turn that places the event in time ("yesterday",
-# "last week"), which the episode's date then anchors; these words are added to such a question's terms.
-WHEN_QUESTION = re.compile(r"^\s*(when\b|what (date|day|year|month|time)\b|how long ago\b)", re.IGNORECASE)
-TIME_WORDS = ("yesterday", "today", "tomorrow", "ago", "week", "weekend", "month", "year")
-
-
 def query_terms(text: str, limit: int = 24) -> list[str]:
-    """Distinct lowercase content words of `text`, in order, without stopwords (plus TIME_WORDS for a
-    question about when)."""
+    """Distinct lowercase content words of `text`, in order, without stopwords."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
         if len(word) > 1 and word not in STOPWORDS and word not in seen:
             seen[word] = None
             if len(seen) >= limit:
                 break
-    if WHEN_QUESTION.search(text):
-        seen.update((w, None) for w in TIME_WORDS if len(seen) < limit + len(TIME_WORDS))
     return list(seen)
 
 

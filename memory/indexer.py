@@ -107,8 +107,8 @@ class Indexer:
         if not pending:
             return 0
         if self.by == "context":  # the exchange and, after it (truncation cuts the end), the one before it
-            texts = [e.document + "\n" + previous for e, previous in zip(pending, self._previous(pending),
-                                                                          strict=True)]
+            texts = [f"{e.document}\n{previous}" if previous else e.document
+                     for e, previous in zip(pending, self._previous(pending), strict=True)]
         else:
             texts = [e.user_text or e.document if self.by != "exchange" else e.document for e in pending]
         ids = [e.id for e in pending]

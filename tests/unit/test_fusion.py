@@ -12,7 +12,7 @@ from memory.fusion import by_episode, convex_parts, episode_id, reply_vector_id,
 from memory.hybrid import FusionWeights, fuse_explained
 from memory.indexer import Indexer, reply_text
 from memory.stemming import fts_term, stem
-from memory.text import match_expression
+from memory.text import match_expression, query_terms
 from memory.vector_process import VectorIndex
 from memory.vectors import VectorHit
 
@@ -48,6 +48,10 @@ def test_query_words_are_stemmed_into_prefixes():
     assert stem("go") == "go" and stem("2023") == "2023"  # short words and numbers as they are
     assert fts_term("adopted") == '"adopt"*' and fts_term("cat") == '"cat"'
     assert match_expression(None, "When did she adopt?") == 'document:("adopt"*)'
+
+
+def test_question_words_are_left_out_of_the_query():
+    assert query_terms("What kind of pottery would Melanie likely make?") == ["pottery", "melanie", "make"]
 
 
 def test_a_stemmed_question_finds_another_form_of_its_word(store):
@@ -91,4 +95,27 @@ async def test_per_turn_vectors_find_an_episode_by_its_reply_and_leave_with_it(s
     assert [h.episode.id for h in hits] == [episode.id]  # reported as its episode, once
     vectors.delete("default", with_reply_ids([episode.id]))
     assert vectors.query("default", embedder.embed_one("risotto"), 5) == []
+    vectors.close()
+
+
+@pytest.mark.anyio
+async def test_context_vectors_embed_the_exchange_then_the_one_before_it(store, tmp_path, embedder):
+    vectors = VectorIndex(tmp_path / "chroma")
+    store.add(Episode("s1", "default", "I started a pottery class", "Fun!", ai_msg_id="ai1", created_at=0))
+    store.add(Episode("s1", "default", "Guess what I made there?", "A bowl?", ai_msg_id="ai2", created_at=1))
+    store.add(Episode("s2", "default", "Unrelated session", "Sure.", ai_msg_id="ai3", created_at=2))
+    encoded: list[str] = []
+    original = embedder._encode
+    embedder._encode = lambda texts: encoded.extend(texts) or original(texts)
+    try:
+        indexer = Indexer(store, vectors, embedder, by="context")
+        indexer.schedule()
+        await indexer.drain()
+    finally:
+        embedder._encode = original
+    second = next(t for t in encoded if t.startswith("[1970-01-01] User: Guess what I made there?"))
+    assert second.endswith("User: I started a pottery class\nAssistant: Fun!")  # its predecessor follows it
+    first = next(t for t in encoded if "I started a pottery class" in t and "Guess" not in t)
+    assert first.endswith("Assistant: Fun!")  # a session's first exchange has none
+    assert all("Unrelated" not in t or "pottery" not in t for t in encoded)  # never another session's
     vectors.close()

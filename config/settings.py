@@ -65,9 +65,10 @@ class Settings(BaseSettings):
     recent_messages: int = Field(12, ge=2, description="Messages of the session sent verbatim.")
     summary_trigger_messages: int = Field(24, ge=4, description="Fold older messages into the summary past this.")
     recall_top_k: int = Field(5, ge=0, le=50, description="Episodes recalled from earlier exchanges.")
-    recall_candidates: int = Field(20, ge=1, le=200, description="Candidates fetched per retriever.")
-    recall_lexical_weight: float = Field(0.7, ge=0, description="Weight of BM25 ranks in the fusion.")
-    recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
+    # 10 candidates and equal weights: the best of the variants measured on LoCoMo (BENCHMARKS.md, issue 20).
+    recall_candidates: int = Field(10, ge=1, le=200, description="Candidates fetched per retriever.")
+    recall_lexical_weight: float = Field(0.5, ge=0, description="Weight of BM25 ranks in the fusion.")
+    recall_vector_weight: float = Field(0.5, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
     episode_embedding: Literal["message", "exchange", "turns", "context"] = Field(
         "message", description="An episode's vector: its user message's (reused from recall: one embedding a "

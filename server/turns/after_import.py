@@ -98,20 +98,21 @@ class ImportFollowUps:
         self._tasks[session_id] = asyncio.get_running_loop().create_task(self._run(session_id))
 
     async def _run(self, session_id: str) -> None:
-        delay = self.retry_delay
-        for attempt in range(1, self.max_attempts + 1):
+        delay, attempt = self.retry_delay, 0
+        while attempt < self.max_attempts:
             self._again.discard(session_id)
             try:
                 await self.fold(session_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                attempt += 1
                 log.warning("summarising imported session %s failed (attempt %d): %r", session_id, attempt, exc)
                 await asyncio.to_thread(self._failed, session_id, repr(exc))
                 await asyncio.sleep(delay)
                 delay *= 2
                 continue
-            if session_id not in self._again:
+            if session_id not in self._again:  # else an import came meanwhile: fold what it added too
                 await asyncio.to_thread(self._done, session_id)
                 return
 

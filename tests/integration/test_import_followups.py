@@ -67,3 +67,29 @@ def test_summary_and_entities_follow_an_import_in_the_background(tmp_path):
         again = client.post("/sessions/fol-s/import", params={"projectId": "fol"},
                             json={"messages": conversation(40)})  # nothing new: nothing to summarise
         assert again.json()["imported"] == 0 and again.json()["memoryPending"] is False
+
+
+def test_a_restart_resumes_an_unfinished_followup(tmp_path):
+    held = threading.Event()
+
+    def stalled(body: dict) -> str | dict:
+        messages = body.get("messages", [])
+        if messages and str(messages[-1].get("content")).startswith("You maintain the running summary"):
+            held.wait(60)
+        return default_responder(body)
+
+    env = {"SUMMARY_TRIGGER_MESSAGES": "24", "RECENT_MESSAGES": "12"}
+    with FakeBackend(stalled) as first:
+        with ServiceProcess(tmp_path, {**env, "INFERENCE_BASE_URL": first.base_url}) as svc, \
+                httpx.Client(base_url=svc.base_url, timeout=60) as client:
+            done = client.post("/sessions/res-s/import", json={"messages": conversation(40)})
+            assert done.status_code == 200 and done.json()["memoryPending"] is True
+        held.set()  # the service stopped with the fold unfinished; release the node's handler
+    with FakeBackend() as second, \
+            ServiceProcess(tmp_path, {**env, "INFERENCE_BASE_URL": second.base_url}) as svc, \
+            httpx.Client(base_url=svc.base_url, timeout=60) as client:
+        deadline = time.monotonic() + 60
+        while (after := session(client, "res-s"))["memoryPending"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert after["memoryPending"] is False and after["summary"] == "Summary: the user and the assistant talked."
+        assert after["messageCount"] <= 24

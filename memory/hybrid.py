@@ -16,8 +16,8 @@ RRF_K = 60
 class FusionWeights:
     """How much each retriever counts, and the floor under which a vector hit is ignored."""
 
-    lexical: float = 0.7
-    vector: float = 0.3
+    lexical: float = 0.5  # as RECALL_LEXICAL_WEIGHT / RECALL_VECTOR_WEIGHT (equal since LoCoMo: BENCHMARKS.md)
+    vector: float = 0.5
     vector_threshold: float = 0.3
     mode: str = "rrf"
     """"rrf" (weighted reciprocal rank) or "convex" (weighted normalised scores: memory/fusion.py)."""

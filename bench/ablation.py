@@ -4,8 +4,9 @@ Configurations (empty store, non-streaming and streaming, same turns as `overhea
   default | RECALL_TOP_K=0 (no recall: no query embedding, no FTS5/vector search) |
   SUMMARY_TRIGGER_MESSAGES=100000 (no rolling summary) | both | OMP_NUM_THREADS=1 (torch on one thread) |
   default with 250 ms of untimed think time between turns (background indexing of the previous episode
-  finishes before the next turn, as it would in front of a real model).
-Usage: `python bench/ablation.py [--turns 100]`; writes bench/results/ablation.json. Not run by run_all.
+  finishes before the next turn, as it would in front of a real model) | the recall variants' EPISODE_EMBEDDING.
+Usage: `python bench/ablation.py [--turns 100] [--only LABEL-PART ...]`; writes bench/results/ablation.json.
+Not run by run_all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ CONFIGS: dict[str, tuple[dict[str, str], float]] = {
     "torch 1 thread": ({"OMP_NUM_THREADS": "1"}, 0.0),
     "default, 250 ms think time": ({}, 0.25),
     "no recall, 250 ms think time": ({"RECALL_TOP_K": "0"}, 0.25),
+    # Recall variants of issue 20 (BENCHMARKS.md, LoCoMo): what a second embedding per turn costs a turn.
+    "EPISODE_EMBEDDING=message": ({"EPISODE_EMBEDDING": "message"}, 0.0),
+    "EPISODE_EMBEDDING=exchange": ({"EPISODE_EMBEDDING": "exchange"}, 0.0),
+    "EPISODE_EMBEDDING=context": ({"EPISODE_EMBEDDING": "context"}, 0.0),
+    "EPISODE_EMBEDDING=context, 250 ms think time": ({"EPISODE_EMBEDDING": "context"}, 0.25),
 }
 
 
@@ -38,10 +44,14 @@ def main() -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--turns", type=int, default=100)
+    parser.add_argument("--only", action="append", default=[], help="run only the configurations whose label "
+                        "contains this (repeatable)")
     args = parser.parse_args()
     records = []
     with BackendProcess() as backend:
         for label, (env, pause) in CONFIGS.items():
+            if args.only and not any(part in label for part in args.only):
+                continue
             with tempfile.TemporaryDirectory(prefix="bench-abl-") as tmp:
                 with Service(Path(tmp), backend.base_url, extra_env=env) as service:
                     records.append({"env": env, **run_overhead(service.base_url, backend.base_url, label,

@@ -21,7 +21,7 @@ from bench.seed import Stores, open_stores, seed_embedded, seed_filler  # noqa: 
 from graph.config import DEFAULT_SCOPE  # noqa: E402
 from memory.hybrid import FusionWeights, fuse  # noqa: E402
 
-CANDIDATES = 20  # RECALL_CANDIDATES default
+CANDIDATES = 10  # RECALL_CANDIDATES default
 TOP_K = 5  # RECALL_TOP_K default
 
 

@@ -65,16 +65,26 @@ class Settings(BaseSettings):
     recent_messages: int = Field(12, ge=2, description="Messages of the session sent verbatim.")
     summary_trigger_messages: int = Field(24, ge=4, description="Fold older messages into the summary past this.")
     recall_top_k: int = Field(5, ge=0, le=50, description="Episodes recalled from earlier exchanges.")
-    recall_candidates: int = Field(20, ge=1, le=200, description="Candidates fetched per retriever.")
-    recall_lexical_weight: float = Field(0.7, ge=0, description="Weight of BM25 ranks in the fusion.")
-    recall_vector_weight: float = Field(0.3, ge=0, description="Weight of vector ranks in the fusion.")
+    # 10 candidates and equal weights: the best of the variants measured on LoCoMo (BENCHMARKS.md, issue 20).
+    recall_candidates: int = Field(10, ge=1, le=200, description="Candidates fetched per retriever.")
+    recall_lexical_weight: float = Field(0.5, ge=0, description="Weight of BM25 ranks in the fusion.")
+    recall_vector_weight: float = Field(0.5, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
-    episode_embedding: Literal["message", "exchange"] = Field(
+    episode_embedding: Literal["message", "exchange", "turns", "context"] = Field(
         "message", description="An episode's vector: its user message's (reused from recall: one embedding a "
-        "turn) or the whole exchange's (a second, longer embedding a turn).")
+        "turn), the whole exchange's (a second, longer embedding a turn), or one per message (turns: the user "
+        "message's and the reply's, a second embedding a turn), or the exchange with the one before it (context: a "
+        "second, longest embedding a turn).")
+    recall_fusion: Literal["rrf", "convex"] = Field(
+        "rrf", description="How BM25 and vector hits are fused: weighted reciprocal rank, or a weighted sum "
+        "of normalised scores (convex; memory/fusion.py).")
     embedding_runtime: Literal["onnx", "torch"] = Field(
         "onnx", description="Run MiniLM on ONNX Runtime (exported once from the packaged weights into "
         "MODEL_CACHE_DIR; same vectors, ~3x faster) or on torch.")
+    embedding_model_path: Path | None = Field(
+        None, description="A sentence-transformers BERT model directory to embed with (unset: the packaged "
+        "all-MiniLM-L6-v2). The store records its model: starting with another is refused until "
+        "`orchestrator reembed`.")
     embedding_threads: int | None = Field(None, ge=1, description="Threads of one embedding (unset: 1, the "
                                           "fastest under load; 2 shave ~2 ms off a lone turn).")
     model_cache_dir: Path | None = Field(None, description="Where the ONNX export is kept (unset: "

@@ -60,8 +60,8 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
                                        first_token_timeout=settings.inference_first_token_timeout_seconds,
                                        total_timeout=settings.inference_timeout_seconds)
     db = open_database(settings)
-    embedder = Embedder(threads=settings.embedding_threads, runtime=settings.embedding_runtime,
-                        cache_dir=settings.model_cache_dir)
+    embedder = Embedder(model_path=settings.embedding_model_path, threads=settings.embedding_threads,
+                        runtime=settings.embedding_runtime, cache_dir=settings.model_cache_dir)
     episodes = EpisodeStore(db)
     sessions = SessionStore(db)
     entities = EntityStore(db)
@@ -92,6 +92,7 @@ def build_deps(settings: Settings, chat_model: BaseChatModel | None = None) -> D
             lexical=settings.recall_lexical_weight,
             vector=settings.recall_vector_weight,
             vector_threshold=settings.recall_vector_threshold,
+            mode=settings.recall_fusion,
         ),
         router=build_router(settings, embedder, chat_model) if settings.routing else None,
         semantic_cache=cache,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from memory.embedder import Embedder
 from memory.entities import Entity, EntityStore, vector_key
 from memory.episodes import EpisodeStore
+from memory.fusion import with_reply_ids
 from memory.semantic_cache import SemanticCache
 from memory.sessions import SessionStore, scope_of
 from memory.vectors import VectorStore
@@ -43,7 +44,7 @@ class MemoryAdmin:
         if self.cache is not None:
             self.cache.delete_session(session_id)
         for scope, ids in self.episodes.ids_by_scope(session_id).items():
-            self.vectors.delete(scope, ids)
+            self.vectors.delete(scope, with_reply_ids(ids))  # per-turn vectors too (memory/fusion.py)
         for entity in self.entities.of_session(session_id):
             self.delete_entity(entity)
         self.episodes.delete_session(session_id)
@@ -57,7 +58,7 @@ class MemoryAdmin:
             self.cache.delete_session(session_id)
         for old_scope, ids in self.episodes.ids_by_scope(session_id).items():
             if old_scope != scope:
-                self.vectors.delete(old_scope, ids)
+                self.vectors.delete(old_scope, with_reply_ids(ids))
         self.episodes.move_session(session_id, scope)  # re-embedded in the new scope by the indexer
         moved = [e for e in self.entities.of_session(session_id) if e.scope != scope]
         for entity in moved:

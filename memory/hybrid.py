@@ -1,10 +1,12 @@
-"""Hybrid recall: BM25 (FTS5) and vector hits fused by weighted reciprocal rank."""
+"""Hybrid recall: BM25 (FTS5) and vector hits fused by weighted reciprocal rank (or, with
+`FusionWeights.mode="convex"`, by their normalised scores: memory/fusion.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from memory.episodes import EpisodeStore, StoredEpisode
+from memory.fusion import by_episode, convex_parts
 from memory.vectors import VectorHit
 
 RRF_K = 60
@@ -14,9 +16,11 @@ RRF_K = 60
 class FusionWeights:
     """How much each retriever counts, and the floor under which a vector hit is ignored."""
 
-    lexical: float = 0.7
-    vector: float = 0.3
+    lexical: float = 0.5  # as RECALL_LEXICAL_WEIGHT / RECALL_VECTOR_WEIGHT (equal since LoCoMo: BENCHMARKS.md)
+    vector: float = 0.5
     vector_threshold: float = 0.3
+    mode: str = "rrf"
+    """"rrf" (weighted reciprocal rank) or "convex" (weighted normalised scores: memory/fusion.py)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class LexicalPart:
     rank: int
     bm25: float
     contribution: float
-    """weight / (RRF_K + rank): this retriever's share of the fused score."""
+    """This retriever's share of the fused score: weight / (RRF_K + rank), or weight * normalised score."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,23 @@ def fuse_explained(
     id and rank: their text is read back from SQLite, the source of truth, so a vector whose episode was
     deleted can never be recalled.
     """
+    vector = by_episode(vector)  # per-turn vectors: an episode's best one counts (memory/fusion.py)
+    convex = convex_parts([(h.id, h.score) for h in lexical],
+                          [(h.id, h.similarity) for h in vector if h.similarity >= weights.vector_threshold],
+                          weights.lexical, weights.vector, weights.vector_threshold) \
+        if weights.mode == "convex" else None
     lexical_parts: dict[str, LexicalPart] = {}
     for rank, hit in enumerate(lexical, start=1):
         if hit.id not in lexical_parts:
-            lexical_parts[hit.id] = LexicalPart(rank, hit.score, weights.lexical / (RRF_K + rank))
+            share = convex.lexical[hit.id] if convex else weights.lexical / (RRF_K + rank)
+            lexical_parts[hit.id] = LexicalPart(rank, hit.score, share)
     vector_parts: dict[str, VectorPart] = {}
     kept_rank = 0
     for vhit in vector:
-        if vhit.id in vector_parts:
-            continue
         if vhit.similarity >= weights.vector_threshold:
             kept_rank += 1
-            vector_parts[vhit.id] = VectorPart(vhit.similarity, kept_rank, weights.vector / (RRF_K + kept_rank))
+            share = convex.vector[vhit.id] if convex else weights.vector / (RRF_K + kept_rank)
+            vector_parts[vhit.id] = VectorPart(vhit.similarity, kept_rank, share)
         else:  # shown, so a user sees why a near miss did not count
             vector_parts[vhit.id] = VectorPart(vhit.similarity, None, 0.0)
     scores: dict[str, float] = {}

@@ -10,7 +10,9 @@ An episode's vector is that of its user message by default (`by="message"`): rec
 text as its query, so the vector is reused and a turn costs one embedding instead of two (the exchange is
 about twice as long, and embedding it took ~40% of the service's CPU under load, measured with py-spy).
 The assistant's words stay searchable lexically (FTS5 indexes the whole exchange). `by="exchange"`
-embeds the whole `User: … Assistant: …` document instead.
+embeds the whole `User: … Assistant: …` document instead; `by="turns"` adds a second vector per episode,
+its reply's (id `<episode id>#reply`, memory/fusion.py), so a reply is found by meaning too; `by="context"`
+embeds the exchange followed by the one before it in its session (an answer often needs its question).
 
 Batches are large (64): a Chroma add costs ~20 ms whatever its size up to a few dozen vectors (27 ms for 8,
 55 ms for 64 at 10k episodes), and recall's vector queries wait behind it in the Chroma process, so fewer,
@@ -29,6 +31,7 @@ from typing import Literal
 
 from memory.embedder import Embedder
 from memory.episodes import EpisodeStore, StoredEpisode
+from memory.fusion import reply_vector_id
 from memory.vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ class Indexer:
 
     def __init__(self, episodes: EpisodeStore, vectors: VectorStore, embedder: Embedder, batch: int = 64,
                  idle_delay: float = 0.2, max_delay: float = 5.0, step_delay: float = 0.1,
-                 by: Literal["message", "exchange"] = "message") -> None:
+                 by: Literal["message", "exchange", "turns", "context"] = "message") -> None:
         self.episodes = episodes
         self.by = by
         self.vectors = vectors
@@ -114,17 +117,46 @@ class Indexer:
 
     def _embed(self, pending: list[StoredEpisode]) -> None:
         """Embed a claimed batch, add the vectors, then mark the episodes indexed."""
-        texts = [e.user_text or e.document if self.by == "message" else e.document for e in pending]
+        if self.by == "context":  # the exchange and, after it (truncation cuts the end), the one before it
+            texts = [f"{e.document}\n{previous}" if previous else e.document
+                     for e, previous in zip(pending, self._previous(pending), strict=True)]
+        else:
+            texts = [e.user_text or e.document if self.by != "exchange" else e.document for e in pending]
+        ids = [e.id for e in pending]
+        docs = [e.document for e in pending]
+        scopes = [e.scope for e in pending]
+        if self.by == "turns":  # the reply's own vector; its text is the document's part after the user's
+            replies = [(e, reply_text(e)) for e in pending]
+            replies = [(e, text) for e, text in replies if text]
+            texts += [text for _, text in replies]
+            ids += [reply_vector_id(e.id) for e, _ in replies]
+            docs += [e.document for e, _ in replies]
+            scopes += [e.scope for e, _ in replies]
         vectors = self.embedder.embed_background(texts)
         by_scope: dict[str, list[int]] = {}
-        for i, episode in enumerate(pending):
-            by_scope.setdefault(episode.scope, []).append(i)
+        for i, scope in enumerate(scopes):
+            by_scope.setdefault(scope, []).append(i)
         for scope, rows in by_scope.items():
-            self.vectors.add(
-                scope,
-                [pending[i].id for i in rows],
-                [vectors[i] for i in rows],
-                [pending[i].document for i in rows],
-            )
+            self.vectors.add(scope, [ids[i] for i in rows], [vectors[i] for i in rows], [docs[i] for i in rows])
         # An episode rewritten while it was embedded (a reply cut to what was heard) stays pending: next pass.
         self.episodes.mark_indexed([e.id for e in pending], [e.document for e in pending])
+
+    def _previous(self, pending: list[StoredEpisode]) -> list[str]:
+        """The document of each episode's predecessor in its session ('' for a session's first)."""
+        out = []
+        for e in pending:
+            rows = self.episodes.db.query(
+                "SELECT document FROM episodes WHERE session_id = ? AND committed = 1 AND seq <"
+                " (SELECT seq FROM episodes WHERE id = ?) ORDER BY seq DESC LIMIT 1", (e.session_id, e.id))
+            out.append(rows[0]["document"] if rows else "")
+        return out
+
+
+def reply_text(episode: StoredEpisode) -> str:
+    """The reply's words of an episode: what its document holds after the user's message (render_document
+    writes `[date] Name: user message` then `\nName: reply`), without the label."""
+    user = episode.user_text.strip()
+    at = episode.document.find(user) if user else -1
+    rest = episode.document[at + len(user):] if at >= 0 else episode.document.partition("\n")[2]
+    _, sep, text = rest.lstrip("\n").partition(": ")
+    return text.strip() if sep else rest.strip()

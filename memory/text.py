@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from memory.stemming import fts_term
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 # Kept small on purpose: common function words that match nearly every exchange. Dropping them keeps
@@ -17,6 +19,9 @@ STOPWORDS = frozenset(
     so some such than that the their theirs them themselves then there these they this those through to
     too under until up very was we were what when where which while who whom why will with would you your
     yours yourself yourselves user assistant s t d ll m re ve y ok okay please thanks hi hello""".split()
+) | frozenset(
+    # The words questions are asked with rather than about (LoCoMo: "What kind of ... would X likely ...?").
+    """likely kind kinds type types many much ever something anything things thing also""".split()
 )
 
 
@@ -43,7 +48,7 @@ def match_expression(scope: str | None, text: str, terms: list[str] | None = Non
     terms = query_terms(text) if terms is None else terms
     if not terms:
         return None
-    words = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    words = " OR ".join(fts_term(t) for t in terms)  # stems as prefixes: memory/stemming.py
     if scope is None:
         return f"document:({words})"
     return f'scope_token:"{scope_token(scope)}" AND document:({words})'

@@ -91,6 +91,17 @@ def _compact(args: argparse.Namespace) -> None:
           f"{report.bytes_before:,} -> {report.bytes_after:,} bytes on disk, {report.bytes_freed:,} bytes freed")
 
 
+def _reembed(args: argparse.Namespace) -> None:
+    from server.reembed import reembed
+
+    try:
+        report = reembed(Settings())
+    except RuntimeError as exc:
+        raise SystemExit(f"reembed: {exc}") from None
+    print(f"{report.episodes} episodes and {report.entities} entities embedded with {report.model} "
+          f"(was {report.previous or 'not recorded'})")
+
+
 def _dialogues(args: argparse.Namespace) -> None:
     from server.dialogues.cli import in_process, run
 
@@ -152,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     shrink.add_argument("--no-vacuum", action="store_true", help="prune only; freed pages are reused, the file "
                         "does not shrink")
     shrink.set_defaults(func=_compact)
+    again = commands.add_parser("reembed", help="service stopped: embed the memory store again with "
+                                "EMBEDDING_MODEL_PATH's model (after changing it)")
+    again.set_defaults(func=_reembed)
     talk = commands.add_parser("dialogues", help="run a batch of synthetic dialogues on a running service")
     talk.add_argument("topics", type=Path, help="a topic a line (or .jsonl: one POST /dialogues body a line)")
     talk.add_argument("--turns", default="4-10", help="MIN-MAX turns (or N), default 4-10")

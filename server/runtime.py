@@ -19,12 +19,14 @@ from inference.backends import Backend, FailoverChatModel
 from inference.chat_models import embedded_node
 from inference.local_node import LocalInferenceNode
 from inference.node_supervisor import NodeSupervisor
+from memory import embedding_identity
 from memory.checkpoint_retention import CheckpointRetention, SqliteCheckpointRetention
 from memory.datadir_lock import DirectoryLock, directory_locks
 from server.checkpoint_pruner import CheckpointPruner, uses_delta_channels
 from server.health_probe import HealthProbe
 from server.metrics import Metrics
 from server.shared import Checkpoints, SharedLocks, open_checkpoints, open_shared_locks
+from server.turns.after_import import ImportFollowUps
 from server.turns.commit import reconcile
 from server.turns.locks import KeyedLocks
 from server.turns.runner import TurnRunner
@@ -72,6 +74,8 @@ class Runtime:
     idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
     shared_locks: SharedLocks | None = None
     """Across workers (DATABASE_URL): the advisory locks' pool, sessions' and idempotency keys' locks."""
+    followups: ImportFollowUps | None = None
+    """Imported sessions being summarised in the background (server/turns/after_import.py)."""
 
     @property
     def saver(self) -> BaseCheckpointSaver:
@@ -97,6 +101,8 @@ class Runtime:
         try:
             # The runner commits each turn's episode once its checkpoint is saved (server/turns/commit.py).
             deps = replace(await asyncio.to_thread(build_deps, settings, chat_model), commit_after_checkpoint=True)
+            # A store embedded with another model is refused, naming both (memory/embedding_identity.py).
+            await asyncio.to_thread(embedding_identity.check, deps.episodes.db, deps.embedder.model_path)
             await asyncio.to_thread(deps.embedder.load)
             if deps.router is not None:  # the classes' examples embedded now, not in the first turn
                 await asyncio.to_thread(deps.router.classifier.preload)
@@ -136,14 +142,19 @@ class Runtime:
         probe = HealthProbe(deps, http, settings.inference_base_url or "", settings.inference_api_key, supervisor,
                             settings.health_probe_interval_seconds)
         await probe.start()
-        return cls(settings, deps, graph, turns, http, time.time(), checkpoints, metrics, locks, pruner, probe, node,
-                   supervisor, shared.idempotency if shared else KeyedLocks(), shared)
+        runtime = cls(settings, deps, graph, turns, http, time.time(), checkpoints, metrics, locks, pruner, probe,
+                      node, supervisor, shared.idempotency if shared else KeyedLocks(), shared)
+        runtime.followups = await asyncio.to_thread(ImportFollowUps, turns)
+        await runtime.followups.resume()  # imports a previous process had not finished summarising
+        return runtime
 
     async def close(self) -> None:
         """Finish background work and close the stores."""
         await self.probe.aclose()
         if self.supervisor:
             await self.supervisor.aclose()
+        if self.followups:
+            await self.followups.aclose()
         await self.turns.drain()
         await self.deps.indexer.drain()
         await self.pruner.close()

@@ -139,6 +139,8 @@ class SessionDetail(SessionPublic):
     summary: str | None = None
     messageCount: int
     episodeCount: int
+    memoryPending: bool = Field(False, description="An import's summary and entities are still being computed "
+                                "in the background.")
 
 
 class SessionsPage(_Public):

@@ -93,9 +93,11 @@ async def get_session(session_id: str, runtime: RuntimeDep, owner: OwnerDep) -> 
     row = await get_session_or_404(runtime, session_id, owner)
     state = await runtime.turns.settled_state(session_id)
     episodes = await asyncio.to_thread(runtime.deps.episodes.ids_by_scope, session_id)
+    followups = runtime.followups
+    pending = followups is not None and await asyncio.to_thread(followups.pending, session_id)
     return SessionDetail(**session_public(row).model_dump(), summary=state.values.get("summary") or None,
                          messageCount=len(state.values.get("messages", [])),
-                         episodeCount=sum(len(ids) for ids in episodes.values()))
+                         episodeCount=sum(len(ids) for ids in episodes.values()), memoryPending=pending)
 
 
 @router.get("/{session_id}/messages", response_model_exclude_unset=True)

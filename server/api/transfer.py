@@ -40,6 +40,8 @@ class ImportResultPublic(BaseModel):
     skipped: int = Field(description="Messages already stored (by id): a retried import stores nothing twice.")
     episodes: int = Field(description="Exchanges stored as memory (and embedded before this answer).")
     entities: int = Field(description="Entities stored from the file's entity lines.")
+    memoryPending: bool = Field(False, description="The summary and entities of what was imported are being "
+                                "computed in the background (GET /sessions/{id} says when they are done).")
 
 
 _BODY_SCHEMA = {"type": "object", "required": ["messages"],
@@ -78,8 +80,13 @@ async def import_session(session_id: str, request: Request, runtime: RuntimeDep,
     if project is not None and not re.fullmatch(ID_PATTERN, project):
         raise ApiError(400, f"projectId must match {ID_PATTERN}.", param="projectId")
     result = await import_transcript(runtime.turns, session_id, project, owner, transcript)
+    followups = runtime.followups
+    if result.imported and followups is not None:  # summary and entities, in the background (after_import.py)
+        await followups.queue(session_id)
+    pending = followups is not None and await asyncio.to_thread(followups.pending, session_id)
     return ImportResultPublic(sessionId=result.session_id, projectId=result.project_id, imported=result.imported,
-                              skipped=result.skipped, episodes=result.episodes, entities=result.entities)
+                              skipped=result.skipped, episodes=result.episodes, entities=result.entities,
+                              memoryPending=pending)
 
 
 def _jsonl(lines: AsyncIterator[list[dict]], filename: str) -> StreamingResponse:

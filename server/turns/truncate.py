@@ -20,6 +20,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.deps import Deps
 from memory.episodes import StoredEpisode
+from memory.fusion import with_reply_ids
 from memory.sessions import SessionStore
 from server.turns.interrupted import INTERRUPTED
 
@@ -65,4 +66,4 @@ def _turn_of(messages: list[BaseMessage]) -> list[BaseMessage]:
 async def _drop_vector(deps: Deps, episode: StoredEpisode | None) -> None:
     """The episode's vector leaves its scope's collection (it held the whole reply's document)."""
     if episode is not None:
-        await asyncio.to_thread(deps.vectors.delete, episode.scope, [episode.id])
+        await asyncio.to_thread(deps.vectors.delete, episode.scope, with_reply_ids([episode.id]))

@@ -41,7 +41,7 @@ def reopen(db: Database) -> Database:
 def test_query_terms_drop_stopwords():
     assert query_terms("Where is the spare key of my car?") == ["spare", "key", "car"]
     assert match_expression("default", "what is it?") is None
-    assert '"spare"' in match_expression("default", "the spare key")
+    assert '"spar"*' in match_expression("default", "the spare key")  # stemmed: memory/stemming.py
 
 
 def test_episode_document_is_dated_with_speaker_labels():

@@ -24,7 +24,7 @@ def chat(svc: ServiceProcess, session: str, text: str, project: str) -> str:
 
 
 def migrate(tmp_path, env: dict[str, str]) -> str:
-    run = subprocess.run([sys.executable, "-m", "server", "migrate", "--from-sqlite", str(tmp_path / "data"),
+    run = subprocess.run([sys.executable, "-m", "server.cli", "migrate", "--from-sqlite", str(tmp_path / "data"),
                           "--chroma-dir", str(tmp_path / "chroma")], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -4,13 +4,14 @@ with a scripted OpenAI-compatible backend; stores checked directly in SQLite and
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 from fastapi.testclient import TestClient
 
+from graph.wiring import open_database
+from memory.db import SqliteDatabase
 from memory.entities import vector_key
 from memory.vectors import collection_name
 from server.app import create_app
@@ -112,7 +113,7 @@ def test_memory_search_says_why_each_memory_came_back(client):
     assert vector["rank"] == 1 and 0.3 <= vector["similarity"] <= 1.0  # and the meaning did too
     assert top["score"] == pytest.approx(lexical["contribution"] + vector["contribution"], abs=1e-5)
     # No word in common: found by meaning alone, and the parts say so.
-    by_meaning = client.post("/memory/search", json={"query": "Which city is my sibling living in?"}).json()
+    by_meaning = client.post("/memory/search", json={"query": "Which city is my sibling based in?"}).json()
     lisbon = next(h for h in by_meaning["results"] if "Lisbon" in h["text"])
     assert lisbon["scoreParts"]["lexical"] is None
     assert lisbon["scoreParts"]["vector"]["similarity"] > 0.3
@@ -181,8 +182,14 @@ def test_chat_stream_format_byte_for_byte(client):
     assert lines[-1] == 'data: {"done":true,"model":"local-model","tokenCount":' + str(done["tokenCount"]) + "}"
 
 
-def _chroma_count(chroma_dir, key: str) -> int:
-    client = chromadb.PersistentClient(path=str(chroma_dir), settings=ChromaSettings(anonymized_telemetry=False))
+def _chroma_count(settings, key: str) -> int:
+    """Vectors of a scope, in the embedded directory or the Chroma server the settings name."""
+    quiet = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        host, port = settings.chroma_url.removeprefix("http://").rsplit(":", 1)
+        client = chromadb.HttpClient(host=host, port=int(port), settings=quiet)
+    else:
+        client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=quiet)
     names = {c.name for c in client.list_collections()}
     name = collection_name("episodes", key)
     return client.get_collection(name).count() if name in names else 0
@@ -203,18 +210,29 @@ def test_cascade_delete_leaves_no_rows_vectors_or_checkpoints(settings, backend)
         assert client.get("/sessions/g1").status_code == 404
         say(client, "other", "anything")
         assert client.delete("/sessions/other").status_code == 204
-    with sqlite3.connect(settings.memory_path) as db:
-        assert db.execute("SELECT COUNT(*) FROM episodes WHERE session_id IN ('g1','g2','other')").fetchone() == (0,)
-        assert db.execute("SELECT COUNT(*) FROM episodes_fts").fetchone() == (1,)  # "keep" only
-        assert db.execute("SELECT COUNT(*) FROM sessions WHERE id IN ('g1','g2','other')").fetchone() == (0,)
-        assert db.execute("SELECT COUNT(*) FROM entities WHERE scope = 'project:gone'").fetchone() == (0,)
-    with sqlite3.connect(settings.checkpoints_path) as db:
-        threads = {r[0] for r in db.execute("SELECT DISTINCT thread_id FROM checkpoints")}
-        assert threads == {"keep"}
-        assert db.execute("SELECT COUNT(*) FROM writes WHERE thread_id != 'keep'").fetchone() == (0,)
-    assert _chroma_count(settings.chroma_dir, "project:gone") == 0
-    assert _chroma_count(settings.chroma_dir, vector_key("project:gone")) == 0
-    assert _chroma_count(settings.chroma_dir, "default") == 1
+    db = open_database(settings)  # the profile's own store: memory.db, or the Postgres database
+    try:
+        def count(sql: str) -> int:
+            return int(db.query(sql)[0][0])
+
+        assert count("SELECT COUNT(*) FROM episodes WHERE session_id IN ('g1','g2','other')") == 0
+        assert count("SELECT COUNT(*) FROM episodes") == 1  # "keep" only
+        if db.dialect == "sqlite":
+            assert count("SELECT COUNT(*) FROM episodes_fts") == 1
+        assert count("SELECT COUNT(*) FROM sessions WHERE id IN ('g1','g2','other')") == 0
+        assert count("SELECT COUNT(*) FROM entities WHERE scope = 'project:gone'") == 0
+    finally:
+        db.close()
+    checkpoints = SqliteDatabase(settings.checkpoints_path) if db.dialect == "sqlite" else open_database(settings)
+    writes = "writes" if db.dialect == "sqlite" else "checkpoint_writes"
+    try:
+        assert {r[0] for r in checkpoints.query("SELECT DISTINCT thread_id FROM checkpoints")} == {"keep"}
+        assert checkpoints.query(f"SELECT COUNT(*) FROM {writes} WHERE thread_id != 'keep'")[0][0] == 0
+    finally:
+        checkpoints.close()
+    assert _chroma_count(settings, "project:gone") == 0
+    assert _chroma_count(settings, vector_key("project:gone")) == 0
+    assert _chroma_count(settings, "default") == 1
 
 
 def test_models_manifest_is_read_fresh(settings, backend, tmp_path):

@@ -39,9 +39,13 @@ CREATE TABLE IF NOT EXISTS import_followups (
     session_id TEXT PRIMARY KEY,
     queued_at DOUBLE PRECISION NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    claimed_until DOUBLE PRECISION
 )
 """
+CLAIM_SECONDS = 600.0
+"""How long a worker's claim on a queued session holds (renewed at each attempt): with several workers on one
+Postgres, a starting worker resumes only what no live worker is folding, and a dead worker's claim expires."""
 AS_NODE = "summarise"
 """The fold is written as the summarise node writes it: the graph's last node, nothing left to run."""
 
@@ -62,6 +66,8 @@ class ImportFollowUps:
         self.db.executescript(SCHEMA)
         self._tasks: dict[str, asyncio.Task] = {}
         self._again: set[str] = set()
+        self._claims: dict[str, float] = {}
+        """The claims this process holds: their expiry, as written."""
 
     def pending(self, session_id: str) -> bool:
         """Whether the session's imported history is still to be summarised (blocking: a SQLite read)."""
@@ -97,10 +103,25 @@ class ImportFollowUps:
             return
         self._tasks[session_id] = asyncio.get_running_loop().create_task(self._run(session_id))
 
+    def _claim(self, session_id: str) -> bool:
+        """Take (or renew) this process's claim on a queued session; False while another worker holds it."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE import_followups SET claimed_until = ? WHERE session_id = ? AND "
+                "(claimed_until IS NULL OR claimed_until < ? OR claimed_until = ?)",
+                (now + CLAIM_SECONDS, session_id, now, self._claims.get(session_id, -1.0)))
+            if cursor.rowcount != 1:
+                return False
+        self._claims[session_id] = now + CLAIM_SECONDS
+        return True
+
     async def _run(self, session_id: str) -> None:
         delay, attempt = self.retry_delay, 0
         while attempt < self.max_attempts:
             self._again.discard(session_id)
+            if not await asyncio.to_thread(self._claim, session_id):
+                return  # another worker is folding it (or it is done)
             try:
                 await self.fold(session_id)
             except asyncio.CancelledError:

@@ -188,7 +188,16 @@ class ImportFollowUps:
             steps += 1
 
     async def aclose(self) -> None:
-        """Stop folding (what is left stays queued for the next start)."""
+        """Stop folding (what is left stays queued for the next start, its claim given back)."""
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.to_thread(self._release_claims)
+
+    def _release_claims(self) -> None:
+        """Give back this process's claims, so a worker starting next resumes them at once."""
+        with self.db.transaction() as conn:
+            for session_id, until in self._claims.items():
+                conn.execute("UPDATE import_followups SET claimed_until = NULL WHERE session_id = ? AND "
+                             "claimed_until = ?", (session_id, until))
+        self._claims.clear()

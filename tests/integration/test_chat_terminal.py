@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -105,12 +106,18 @@ class Tmux:
     """A command in a real terminal (a pty, 120x40) of a tmux server of its own (its own socket: no user's
     tmux server, its environment or its options are involved)."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], status: Path) -> None:
         self.name = f"chat-{uuid.uuid4().hex[:8]}"
+        self.status = status
         env = [f"{k}={os.environ[k]}" for k in PASSED_ENV if k in os.environ]
+        # The command's exit status goes to a file, written by the shell that ran it: tmux's own record of a
+        # pane's exit (pane_dead) was sometimes never made — the command had exited, and stayed a zombie tmux
+        # did not reap, so `remain-on-exit` never showed it dead. bash, not sh: dash dies of the Ctrl-C its
+        # foreground command catches, bash waits for the command and goes on.
+        script = f'env "$@"; echo $? > {shlex.quote(str(status))}'
         self.tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", "-c", str(ROOT),
-                  "env", "LANG=C.UTF-8", f"PYTHONPATH={ROOT}", *env, *map(str, command))
-        # The pane stays after the command exits, so its exit status can be read.
+                  "bash", "-c", script, "bash", "LANG=C.UTF-8", f"PYTHONPATH={ROOT}", *env, *map(str, command))
+        # The pane stays after the command exits, so its last screen can be read.
         self.tmux("set-option", "-w", "-t", self.name, "remain-on-exit", "on")
 
     def tmux(self, *args: str) -> str:
@@ -124,12 +131,9 @@ class Tmux:
         return self.tmux("capture-pane", "-p", "-t", self.name, "-S", "-200")
 
     def exit_status(self) -> str | None:
-        """None while the command runs; then its exit status, or the signal that ended it (`signal 2`)."""
-        out = self.tmux("display-message", "-p", "-t", self.name,
-                        "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}").strip().split("|")
-        if out[0] != "1" or not (out[1] or out[2]):
-            return None
-        return out[1] or f"signal {out[2]}"
+        """None while the command runs; then its exit status (128 + N: ended by signal N, 130 for Ctrl-C)."""
+        written = self.status.read_text().strip() if self.status.exists() else ""
+        return written or None
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True)
@@ -142,7 +146,7 @@ def tmux_chat(service, tmp_path):
     session = f"tty-{uuid.uuid4().hex[:8]}"
     # PORT as the service was configured: `--base-url` is not given, the client finds it.
     env = [f"PORT={service.port}", "HOST=127.0.0.1", f"XDG_STATE_HOME={tmp_path}"]
-    term = Tmux([*env, ORCHESTRATOR, "chat", "--session", session])
+    term = Tmux([*env, ORCHESTRATOR, "chat", "--session", session], tmp_path / "exit-status")
     try:
         yield term, session
     finally:

@@ -84,14 +84,8 @@ class SqliteDatabase:
             return self._conn.execute(sql, params).fetchall()
 
     def update_row(self, table: str, row_id: str, values: dict[str, object]) -> None:
-        """`UPDATE table SET col = ?, …, updated_at = now WHERE id = ?` for the given columns (none: no-op).
-        Table and column names come from the stores' code, never from a request."""
-        if not values:
-            return
-        sets = ", ".join(f"{column} = ?" for column in values)
-        with self.transaction() as conn:
-            conn.execute(f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
-                         (*values.values(), time.time(), row_id))
+        """See `update_row` (module function)."""
+        update_row(self, table, row_id, values)
 
     def executescript(self, script: str) -> None:
         """Apply a schema (idempotent `CREATE ... IF NOT EXISTS` statements)."""
@@ -102,3 +96,13 @@ class SqliteDatabase:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def update_row(db: Database, table: str, row_id: str, values: dict[str, object]) -> None:
+    """`UPDATE table SET col = ?, …, updated_at = now WHERE id = ?` for the given columns (none: no-op), on
+    either dialect. Table and column names come from the stores' code, never from a request."""
+    if not values:
+        return
+    sets = ", ".join(f"{column} = ?" for column in values)
+    with db.transaction() as conn:
+        conn.execute(f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?", (*values.values(), time.time(), row_id))

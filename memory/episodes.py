@@ -10,81 +10,22 @@ crash leaves no ghost in memory; start-up repair commits or discards what a cras
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from memory import turn_recalls
 from memory.db import Database
+from memory.episode_types import Episode, StoredEpisode, render_document, stored_episode
 from memory.fts5 import Fts5Index
 from memory.lexical import LexicalPlanner
 from memory.pg_lexical import PgLexicalIndex
 
 LexicalIndex = Fts5Index | PgLexicalIndex
 
+__all__ = ["COLUMNS", "Episode", "EpisodeStore", "LexicalIndex", "StoredEpisode", "render_document"]
+
 COLUMNS = "seq, id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text, document, created_at"
 """What reads fetch (not `*`: Postgres' generated `terms` would come back as text, for nothing)."""
-
-
-def render_document(user_text: str, assistant_text: str, created_at: float,
-                    speakers: tuple[str | None, str | None] = (None, None)) -> str:
-    """The text that is indexed: dated, with speaker labels (both measurably improve recall); an imported
-    conversation's speakers by name."""
-    day = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")
-    user, assistant = speakers[0] or "User", speakers[1] or "Assistant"
-    return f"[{day}] {user}: {user_text.strip()}\n{assistant}: {assistant_text.strip()}"
-
-
-@dataclass(frozen=True)
-class Episode:
-    """One stored exchange."""
-
-    session_id: str
-    scope: str
-    user_text: str
-    assistant_text: str
-    user_msg_id: str | None = None
-    ai_msg_id: str | None = None
-    created_at: float = field(default_factory=time.time)
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    recall: dict | None = None
-    """What recall put in this turn's prompt (memory/turn_recalls.py), stored with the episode."""
-    speakers: tuple[str | None, str | None] = (None, None)
-    """Names the document labels the two sides with (an import's `name`s); None: User and Assistant."""
-
-    @property
-    def document(self) -> str:
-        """The indexed text of this episode."""
-        return render_document(self.user_text, self.assistant_text, self.created_at, self.speakers)
-
-
-@dataclass(frozen=True)
-class StoredEpisode:
-    """An episode as read back for recall or indexing."""
-
-    id: str
-    session_id: str
-    scope: str
-    document: str
-    ai_msg_id: str | None
-    created_at: float
-    score: float = 0.0
-    user_text: str = ""
-
-
-def _stored(row, score: float = 0.0) -> StoredEpisode:
-    return StoredEpisode(
-        id=row["id"],
-        session_id=row["session_id"],
-        scope=row["scope"],
-        document=row["document"],
-        ai_msg_id=row["ai_msg_id"],
-        created_at=row["created_at"],
-        score=score,
-        user_text=row["user_text"],
-    )
 
 
 class EpisodeStore:
@@ -203,7 +144,7 @@ class EpisodeStore:
         marks = ",".join("?" * len(hits))
         by_seq = {r["seq"]: r for r in self.db.query(
             f"SELECT {COLUMNS} FROM episodes WHERE seq IN ({marks}) AND committed = 1", tuple(seq for _, seq in hits))}
-        return [_stored(by_seq[seq], score) for score, seq in hits if seq in by_seq]
+        return [stored_episode(by_seq[seq], score) for score, seq in hits if seq in by_seq]
 
     def get_many(self, ids: list[str]) -> dict[str, StoredEpisode]:
         """Episodes by id (ids that no longer exist are left out)."""
@@ -211,7 +152,7 @@ class EpisodeStore:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE id IN ({marks}) AND committed = 1", tuple(ids))
-        return {r["id"]: _stored(r) for r in rows}
+        return {r["id"]: stored_episode(r) for r in rows}
 
     def for_session(self, session_id: str, limit: int = 50) -> list[StoredEpisode]:
         """The newest episodes of one session, oldest first."""
@@ -219,13 +160,13 @@ class EpisodeStore:
             f"SELECT {COLUMNS} FROM episodes WHERE session_id = ? AND committed = 1 ORDER BY seq DESC LIMIT ?",
             (session_id, limit),
         )
-        return [_stored(r) for r in reversed(rows)]
+        return [stored_episode(r) for r in reversed(rows)]
 
     def pending(self, limit: int) -> list[StoredEpisode]:
         """Committed episodes not yet embedded into the vector index, oldest first (whoever claimed them)."""
         rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE indexed = 0 AND committed = 1 ORDER BY seq LIMIT ?",
                              (limit,))
-        return [_stored(r) for r in rows]
+        return [stored_episode(r) for r in rows]
 
     def claim(self, limit: int) -> list[StoredEpisode]:
         """Pending episodes for this indexer to embed, oldest first. On Postgres each is claimed in the same
@@ -240,7 +181,7 @@ class EpisodeStore:
                 "UPDATE episodes SET claimed_at = ? WHERE seq IN (SELECT seq FROM episodes WHERE indexed = 0"
                 " AND committed = 1 AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY seq LIMIT ?"
                 f" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}", (now, now - self.claim_seconds, limit)).fetchall()
-        return [_stored(r) for r in sorted(rows, key=lambda r: r["seq"])]
+        return [stored_episode(r) for r in sorted(rows, key=lambda r: r["seq"])]
 
     def release(self, ids: list[str]) -> None:
         """Give claimed episodes back (their embedding failed, or they changed meanwhile): any worker's
@@ -268,7 +209,7 @@ class EpisodeStore:
     def by_reply(self, ai_msg_id: str) -> StoredEpisode | None:
         """The committed episode that ended with this reply, or None."""
         rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE ai_msg_id = ? AND committed = 1", (ai_msg_id,))
-        return _stored(rows[0]) if rows else None
+        return stored_episode(rows[0]) if rows else None
 
     def rewrite_reply(self, ai_msg_id: str, assistant_text: str) -> StoredEpisode | None:
         """Replace the assistant's words of the committed episode that ended with this reply (a reply its user
@@ -284,7 +225,7 @@ class EpisodeStore:
             conn.execute("UPDATE episodes SET assistant_text = ?, document = ?, indexed = 0 WHERE seq = ?",
                          (assistant_text, document, row["seq"]))
             self.lexical.rewrite(conn, row["seq"], document)
-        return _stored({**dict(row), "document": document})
+        return stored_episode({**dict(row), "document": document})
 
     def remove_reply(self, ai_msg_id: str, also: Callable[[Any], None] | None = None) -> StoredEpisode | None:
         """Delete the committed episode that ended with this reply (its turn was taken back), with its lexical
@@ -300,7 +241,7 @@ class EpisodeStore:
             conn.execute("DELETE FROM episodes WHERE seq = ?", (row["seq"],))
             if also is not None:
                 also(conn)
-        return _stored(row)
+        return stored_episode(row)
 
     def count(self) -> int:
         """How many episodes are stored."""

@@ -7,7 +7,6 @@ Rows index by column name and by position, like `sqlite3.Row`."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +16,7 @@ from psycopg.cursor import BaseCursor
 from psycopg.rows import BaseRowFactory, RowMaker
 from psycopg_pool import ConnectionPool
 
-from memory.db import Dialect
+from memory.db import Dialect, update_row
 
 
 class Row(dict):
@@ -94,13 +93,8 @@ class PgDatabase:
             return conn.execute(translate(sql), params or None).fetchall()
 
     def update_row(self, table: str, row_id: str, values: dict[str, object]) -> None:
-        """`UPDATE table SET col = ?, …, updated_at = now WHERE id = ?` for the given columns (none: no-op)."""
-        if not values:
-            return
-        sets = ", ".join(f"{column} = ?" for column in values)
-        with self.transaction() as conn:
-            conn.execute(f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?",
-                         (*values.values(), time.time(), row_id))
+        """See memory/db.py `update_row`."""
+        update_row(self, table, row_id, values)
 
     def executescript(self, script: str) -> None:
         """Apply a schema (idempotent `CREATE ... IF NOT EXISTS` statements). Two workers starting at once

@@ -25,18 +25,18 @@ from graph.deps import Deps
 from graph.window import last_user_text
 from memory.sessions import scope_of
 from nodes.recall import PREFETCH_KEY, RecallPrefetch
-from server.errors import ApiError, inference_error
 from server.metrics import Metrics
-from server.storage_outage import is_storage_outage, refused_on_outage, storage_unavailable
+from server.storage_outage import refused_on_outage
 from server.turns.access import busy_error, check_reachable, open_session
 from server.turns.commit import commit_turn, discard_turn
 from server.turns.conversations import continues
+from server.turns.failures import turn_failure
 from server.turns.interrupted import keep_heard
 from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
 from server.turns.progress import TurnProgress
 from server.turns.repair import repaired_state, rollback
-from server.turns.storable import is_storage_failure, storage_error, turn_input_problem
+from server.turns.storable import turn_input_problem
 from server.turns.truncate import Truncation, truncate_reply
 from server.turns.types import BadTurn, TurnEvent, TurnRequest, new_messages
 
@@ -193,7 +193,8 @@ class TurnRunner:
             else:
                 await self._undo(config, progress.added, request.session_id)
                 self.metrics.turns.labels("error").inc()
-                queue.put_nowait(TurnEvent("error", error=self._failure(exc, progress.stored), meta=progress.meta))
+                failure = turn_failure(self.inference_url, exc, progress.stored)
+                queue.put_nowait(TurnEvent("error", error=failure, meta=progress.meta))
         except BaseException as exc:  # cancelled (its client left, or shutdown): the turn is undone
             self._settled.discard(request.session_id)
             if not delivered:
@@ -201,11 +202,12 @@ class TurnRunner:
                 self.metrics.turns.labels("cancelled").inc()
                 log.info("session %s: turn cancelled before its reply was complete; rolled back",
                          request.session_id)
-                queue.put_nowait(TurnEvent("error", error=self._failure(exc, False), meta=progress.meta))
+                failure = turn_failure(self.inference_url, exc, False)
+                queue.put_nowait(TurnEvent("error", error=failure, meta=progress.meta))
             raise
         else:
             if not delivered:
-                failure = self._failure(RuntimeError("the run ended without a reply"), False)
+                failure = turn_failure(self.inference_url, RuntimeError("the run ended without a reply"), False)
                 queue.put_nowait(TurnEvent("error", error=failure, meta=progress.meta))
         finally:
             self.locks.release(request.session_id)
@@ -259,20 +261,6 @@ class TurnRunner:
         rollback failed, start-up repair follows the checkpoint instead)."""
         if await rollback(self.graph, config, added):
             await discard_turn(self.deps, session_id)
-
-    def _failure(self, exc: BaseException, stored: bool) -> ApiError:
-        """The error a door answers a failed turn with: our storage's 500 (503 while its database is out of
-        reach), the inference node's 502/503/504."""
-        if is_storage_outage(exc):
-            log.error("a turn met a database outage (rolled back): %r", exc)
-            return storage_unavailable(exc)
-        if stored or is_storage_failure(exc):  # after persist, only storing the turn can fail
-            log.error("storing a turn failed: %r", exc)
-            return storage_error(exc)
-        if isinstance(exc, asyncio.CancelledError):
-            return ApiError(503, "The turn was cancelled before its reply was complete (its client left, or the "
-                            "service is shutting down); nothing of it was stored.", code="turn_cancelled")
-        return inference_error(exc, self.inference_url)
 
     async def settled_state(self, session_id: str):
         """A session's state once any turn running on it has finished (a reply just sent is in it)."""

@@ -20,6 +20,7 @@ from memory.pg import PgDatabase
 from server.app import create_app
 from server.health_probe import HealthProbe
 from server.storage_outage import RETRY_AFTER_S, is_storage_outage
+from server.turns.failures import turn_failure
 from tests.engines import PostgresCluster, postgres_bin
 from tests.unit.test_vector_process import finishes
 
@@ -70,7 +71,7 @@ def test_postgres_outage_fails_fast_as_503_in_every_door_and_service_resumes(clu
                 exc = failure_of(lambda: db.query("SELECT 1"))
                 assert is_storage_outage(exc), repr(exc)
                 for stored in (False, True):  # before the reply, or while storing it: the same 503
-                    error = runtime.turns._failure(exc, stored)
+                    error = turn_failure(runtime.turns.inference_url, exc, stored)
                     assert (error.status, error.code, error.type) == (503, "storage_unavailable",
                                                                       "storage_unavailable")
                     assert error.headers == {"Retry-After": str(RETRY_AFTER_S)}

@@ -21,7 +21,7 @@ import httpx
 
 from inference.processes import free_port, stop, wait_ready
 
-__all__ = ["PostgresCluster", "ChromaServer", "postgres_bin"]
+__all__ = ["PostgresCluster", "ChromaServer", "postgres_bin", "waiting_on_a_lock"]
 
 
 def postgres_bin() -> Path | None:
@@ -133,3 +133,20 @@ class ChromaServer:
     def __exit__(self, *exc) -> None:
         self.stop()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def waiting_on_a_lock(url: str, timeout: float = 60.0) -> None:
+    """Return once a backend of the database waits for an advisory lock (what Postgres itself says): a second
+    worker's turn queued behind a session's lock."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
+                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                               ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no worker waited for the session")

@@ -10,26 +10,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import psycopg
 import pytest
 
+from tests.engines import waiting_on_a_lock
 from tests.fake_backend import FakeBackend, default_responder
 from tests.integration.servers import ServiceProcess
 
 pytestmark = pytest.mark.integration
-
-
-def waiting_on_a_lock(url: str) -> None:
-    """Until a backend of the database waits for an advisory lock (what Postgres itself says)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for _ in range(6000):
-            row = conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
-                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                               ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("no worker waited for the session")
 
 
 def test_a_worker_killed_mid_turn_releases_its_session_to_the_other(postgres, tmp_path):

@@ -9,27 +9,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from tests.engines import waiting_on_a_lock
 from tests.fake_backend import FakeBackend, default_responder
 
 BUSY = "Session 's1' is answering another message; retry when it is done (DOUBLE_TEXTING=queue waits instead)."
-
-
-def waiting_on_a_lock(url: str) -> None:
-    """Until a backend of the database waits for an advisory lock (what Postgres itself says)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for _ in range(2000):
-            row = conn.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
-                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                               ).fetchone()
-            if row and row[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("no worker waited for the session")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from bench.service import store_dirs
 from graph.config import DEFAULT_SCOPE
 from memory.db import SqliteDatabase
 from memory.embedder import Embedder
-from memory.episodes import Episode, EpisodeStore
+from memory.episodes import CONTEXT_INDEXED, Episode, EpisodeStore
 from memory.indexer import Indexer
 from memory.vectors import ChromaVectors
 
@@ -51,7 +51,8 @@ def open_stores(workdir: Path, batch: int = 128) -> Stores:
     vectors = ChromaVectors(chroma)
     embedder = Embedder()
     embedder.load()
-    return Stores(db, episodes, vectors, embedder, Indexer(episodes, vectors, embedder, batch=batch))
+    indexer = Indexer(episodes, vectors, embedder, batch=batch, by="context-idle")  # as the service's default
+    return Stores(db, episodes, vectors, embedder, indexer)
 
 
 def _episodes(rng: random.Random, start: int, n: int) -> list[Episode]:
@@ -98,7 +99,7 @@ def seed_filler(stores: Stores, n: int, rng: random.Random, chunk: int = 2000) -
         vecs = pool[nprng.integers(0, len(pool), len(batch))] + nprng.normal(0, 0.02, (len(batch), pool.shape[1]))
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         stores.vectors.add(DEFAULT_SCOPE, [e.id for e in batch], vecs.tolist(), [e.document for e in batch])
-        stores.episodes.mark_indexed([e.id for e in batch])
+        stores.episodes.mark_indexed(batch, CONTEXT_INDEXED)  # for good: the service never refines them
         t_sql += t1 - t0
         t_vec += time.perf_counter() - t1
         done += len(batch)

@@ -70,11 +70,18 @@ class Settings(BaseSettings):
     recall_lexical_weight: float = Field(0.5, ge=0, description="Weight of BM25 ranks in the fusion.")
     recall_vector_weight: float = Field(0.5, ge=0, description="Weight of vector ranks in the fusion.")
     recall_vector_threshold: float = Field(0.3, ge=-1, le=1, description="Min cosine similarity of a vector hit.")
-    episode_embedding: Literal["message", "exchange", "turns", "context"] = Field(
-        "message", description="An episode's vector: its user message's (reused from recall: one embedding a "
-        "turn), the whole exchange's (a second, longer embedding a turn), or one per message (turns: the user "
-        "message's and the reply's, a second embedding a turn), or the exchange with the one before it (context: a "
-        "second, longest embedding a turn).")
+    episode_embedding: Literal["context-idle", "message", "exchange", "turns", "context"] = Field(
+        "context-idle", description="An episode's vector: the exchange with the one before it, made when the "
+        "service is idle (context-idle: until then the user message's, reused from recall; imports get it at "
+        "once), its user message's (message: one embedding a turn), the whole exchange's (a second, longer "
+        "embedding a turn), one per message (turns: the user message's and the reply's, a second embedding a "
+        "turn), or the context vector at once (context: a second, longest embedding a turn).")
+    refine_idle_seconds: float = Field(
+        1.0, gt=0, description="With EPISODE_EMBEDDING=context-idle: how long no turn must have finished "
+        "before episodes' message vectors are replaced by context vectors.")
+    recall_session_spread: float = Field(
+        0.2, ge=0, le=1, description="The share of recalled episodes given to the best hits of sessions not "
+        "yet among them (the last places of the list; 0: by score alone).")
     recall_fusion: Literal["rrf", "convex"] = Field(
         "rrf", description="How BM25 and vector hits are fused: weighted reciprocal rank, or a weighted sum "
         "of normalised scores (convex; memory/fusion.py).")

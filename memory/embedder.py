@@ -199,18 +199,36 @@ class Embedder:
             known = self._recent.get(text)
         return None if known is None else known.tolist()
 
-    def embed_background(self, texts: list[str]) -> list[list[float]]:
+    def embed_background(self, texts: list[str], parallel: int = 1) -> list[list[float]]:
         """Embed texts for indexing, one at a time, stepping aside while a query waits; texts embedded as
-        queries lately are not embedded again."""
+        queries lately are not embedded again.
+
+        `parallel` > 1 (bulk work: an import, a re-embedding) embeds on that many threads at once, on ONNX
+        Runtime (its sessions run concurrently; one text at a time on one thread is the fastest way per
+        text, batching pads them: measured 17 ms a context text alone, 23-33 ms in batches of 8-32, 9 ms on
+        two threads of two cores). A query then shares the cores with them instead of waiting for one text.
+        """
         self.load()
-        out: list[list[float]] = []
-        for text in texts:
-            known = self.recent(text)
-            if known is not None:
-                out.append(known)
-                continue
-            while self._queries_waiting:
-                time.sleep(0.002)
-            with self._lock:
-                out.extend(self._encode([text]))
+        if parallel <= 1 or self.runtime != "onnx" or len(texts) < 2 * parallel:
+            return [self._background_one(text, exclusive=True) for text in texts]
+        parts = [list(range(i, len(texts), parallel)) for i in range(parallel)]
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="embed-bulk") as pool:
+            done = list(pool.map(lambda rows: [self._background_one(texts[i], exclusive=False) for i in rows],
+                                 parts))
+        out: list[list[float]] = [[] for _ in texts]
+        for rows, vectors in zip(parts, done, strict=True):
+            for i, vector in zip(rows, vectors, strict=True):
+                out[i] = vector
         return out
+
+    def _background_one(self, text: str, exclusive: bool) -> list[float]:
+        """One text's vector, after any waiting query; `exclusive`: holding the model alone meanwhile."""
+        known = self.recent(text)
+        if known is not None:
+            return known
+        while self._queries_waiting:
+            time.sleep(0.002)
+        if not exclusive:
+            return self._encode([text])[0]
+        with self._lock:
+            return self._encode([text])[0]

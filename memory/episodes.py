@@ -10,7 +10,7 @@ crash leaves no ghost in memory; start-up repair commits or discards what a cras
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from memory import turn_recalls
@@ -23,6 +23,11 @@ from memory.pg_lexical import PgLexicalIndex
 LexicalIndex = Fts5Index | PgLexicalIndex
 
 __all__ = ["COLUMNS", "Episode", "EpisodeStore", "LexicalIndex", "StoredEpisode", "render_document"]
+
+UNINDEXED, INDEXED, CONTEXT_INDEXED = 0, 1, 2
+"""An episode's `indexed`: not in the vector index yet; in it (by the vector `EPISODE_EMBEDDING` made: with
+`context-idle`, its user message's, until it is upgraded when the service is idle: memory/indexer.py); in it
+by its context vector (the exchange and the one before it), for good."""
 
 COLUMNS = "seq, id, session_id, scope, user_msg_id, ai_msg_id, user_text, assistant_text, document, created_at"
 """What reads fetch (not `*`: Postgres' generated `terms` would come back as text, for nothing)."""
@@ -162,25 +167,28 @@ class EpisodeStore:
         )
         return [stored_episode(r) for r in reversed(rows)]
 
-    def pending(self, limit: int) -> list[StoredEpisode]:
-        """Committed episodes not yet embedded into the vector index, oldest first (whoever claimed them)."""
-        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE indexed = 0 AND committed = 1 ORDER BY seq LIMIT ?",
-                             (limit,))
+    def pending(self, limit: int, level: int = UNINDEXED) -> list[StoredEpisode]:
+        """Committed episodes at this indexing `level` (by default not yet embedded into the vector index;
+        `INDEXED`: in it by a vector other than their context's), oldest first
+        (whoever claimed them)."""
+        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE indexed = ? AND committed = 1 ORDER BY seq"
+                             " LIMIT ?", (level, limit))
         return [stored_episode(r) for r in rows]
 
-    def claim(self, limit: int) -> list[StoredEpisode]:
-        """Pending episodes for this indexer to embed, oldest first. On Postgres each is claimed in the same
+    def claim(self, limit: int, level: int = UNINDEXED) -> list[StoredEpisode]:
+        """`pending` episodes for this indexer to embed, oldest first. On Postgres each is claimed in the same
         statement (`FOR UPDATE SKIP LOCKED`: another worker's claim running at the same moment skips them,
         and a committed claim keeps them out of others' batches until `mark_indexed`/`release` or the lease
         ends); on SQLite one process holds the store, and this is `pending`."""
         if self.db.dialect == "sqlite":
-            return self.pending(limit)
+            return self.pending(limit, level)
         now = time.time()
         with self.db.transaction() as conn:
             rows = conn.execute(
-                "UPDATE episodes SET claimed_at = ? WHERE seq IN (SELECT seq FROM episodes WHERE indexed = 0"
+                "UPDATE episodes SET claimed_at = ? WHERE seq IN (SELECT seq FROM episodes WHERE indexed = ?"
                 " AND committed = 1 AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY seq LIMIT ?"
-                f" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}", (now, now - self.claim_seconds, limit)).fetchall()
+                f" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}",
+                (now, level, now - self.claim_seconds, limit)).fetchall()
         return [stored_episode(r) for r in sorted(rows, key=lambda r: r["seq"])]
 
     def release(self, ids: list[str]) -> None:
@@ -191,20 +199,18 @@ class EpisodeStore:
             with self.db.transaction() as conn:
                 conn.execute(f"UPDATE episodes SET claimed_at = NULL WHERE id IN ({marks})", tuple(ids))
 
-    def mark_indexed(self, ids: list[str], documents: list[str] | None = None) -> None:
-        """Record that these episodes are in the vector index; with `documents` (what was embedded), only
-        those still holding that text: one rewritten meanwhile (`rewrite_reply`) stays pending. Their claims
-        end (after the vectors were written: a worker taking a rewritten one next writes its vector last)."""
-        if not ids:
+    def mark_indexed(self, episodes: Sequence[StoredEpisode | Episode], level: int = INDEXED,
+                     was: int = UNINDEXED) -> None:
+        """Record that these episodes' vectors (made from them as read) are in the index, at `level`; only
+        those still as read, at level `was`, in the same scope with the same text: one rewritten meanwhile
+        (`rewrite_reply`) or moved to another scope stays pending. Their claims end (after the vectors were
+        written: a worker taking a rewritten one next writes its vector last)."""
+        if not episodes:
             return
         with self.db.transaction() as conn:
-            if documents is not None:
-                conn.executemany("UPDATE episodes SET indexed = 1 WHERE id = ? AND document = ?",
-                                 list(zip(ids, documents, strict=True)))
-            else:
-                marks = ",".join("?" * len(ids))
-                conn.execute(f"UPDATE episodes SET indexed = 1 WHERE id IN ({marks})", tuple(ids))
-        self.release(ids)
+            conn.executemany("UPDATE episodes SET indexed = ? WHERE id = ? AND indexed = ? AND scope = ?"
+                             " AND document = ?", [(level, e.id, was, e.scope, e.document) for e in episodes])
+        self.release([e.id for e in episodes])
 
     def by_reply(self, ai_msg_id: str) -> StoredEpisode | None:
         """The committed episode that ended with this reply, or None."""

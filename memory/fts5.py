@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
 CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
+CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
 CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
 CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');

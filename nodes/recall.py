@@ -14,7 +14,7 @@ from graph.deps import Deps
 from graph.state import Node, Recalled, State
 from graph.window import last_user_text, window_start
 from memory.admin import find_entities
-from memory.hybrid import FusedHit, fuse_explained
+from memory.hybrid import FusedHit, fuse_explained, spread_sessions
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Found:
     """What one search of a scope's memory found, before the recent window is taken out."""
 
     episodes: list[FusedHit]
-    """Fused hits, best first: the top `keep` of them, each with the parts of its score."""
+    """Fused hits, best first (every candidate, at least `keep`), each with the parts of its score."""
     entities: list = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -55,7 +55,8 @@ def search_memory(deps: Deps, scope: str, query: str, keep: int) -> Found:
         problems.append(f"vector search failed: {exc!r}")
         vector = []
     try:
-        episodes = fuse_explained(lexical, vector, deps.weights, set(), keep, deps.episodes)
+        # Every candidate, best first: the caller leaves out its recent window, then spreads the rest.
+        episodes = fuse_explained(lexical, vector, deps.weights, set(), max(keep, 2 * n), deps.episodes)
     except Exception as exc:  # SQLite itself failing: recency only
         problems.append(f"reading recalled episodes failed: {exc!r}")
         episodes = []
@@ -147,7 +148,7 @@ def make_recall(deps: Deps) -> Node:
         else:
             found = await asyncio.to_thread(search_memory, deps, opts.scope, query, keep)
         hits = [h for h in found.episodes if not (h.episode.ai_msg_id and h.episode.ai_msg_id in recent_ids)]
-        hits = hits[:top_k]
+        hits = spread_sessions(hits, top_k, deps.weights.session_spread)
         recalled = Recalled(episodes=[h.episode.document for h in hits],
                             entities=[h.entity.document for h in found.entities], degraded=bool(found.problems),
                             episode_hits=[hit_detail(h) for h in hits],

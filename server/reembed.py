@@ -21,6 +21,7 @@ from graph.wiring import build_deps
 from memory import embedding_identity
 from memory.datadir_lock import DirectoryLock
 from memory.entities import vector_key
+from memory.indexer import BULK_THREADS
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,14 @@ def _reembed(deps, out: TextIO) -> ReembedReport:
     total = int(db.query("SELECT count(*) AS n FROM episodes WHERE committed = 1")[0]["n"])
     done = 0
     with tqdm(total=total, unit="episode", file=out, mininterval=0.2) as bar:
-        while n := deps.indexer.index_batch():
+        while n := deps.indexer.index_batch(BULK_THREADS):  # the service is stopped: every core
             done += n
             bar.update(n)
     entities = 0
     for scope in entity_scopes:
         found = deps.entities.list(scope)
         if found:
-            vectors = deps.embedder.embed_background([e.document for e in found])
+            vectors = deps.embedder.embed_background([e.document for e in found], BULK_THREADS)
             deps.vectors.add(vector_key(scope), [e.id for e in found], vectors, [e.document for e in found])
             entities += len(found)
     embedding_identity.record(db, configured)

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from memory.hybrid import FusedHit, fuse_explained
+from memory.hybrid import FusedHit, fuse_explained, spread_sessions
 from memory.sessions import scope_of
 from server.api.schemas import (
     LexicalScorePublic,
@@ -50,7 +50,8 @@ async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep, owner: O
     def search() -> list[FusedHit]:
         lexical = deps.episodes.search(scope, body.query, candidates)
         vector = deps.vectors.query(scope, deps.embedder.embed_one(body.query), candidates)
-        return fuse_explained(lexical, vector, deps.weights, set(), body.k, deps.episodes)
+        fused = fuse_explained(lexical, vector, deps.weights, set(), 2 * candidates, deps.episodes)
+        return spread_sessions(fused, body.k, deps.weights.session_spread)
 
     hits = await asyncio.to_thread(search)
     return MemorySearchPublic(results=[hit_public(h) for h in hits])

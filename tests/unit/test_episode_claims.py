@@ -93,5 +93,5 @@ def test_a_crashed_worker_s_claim_expires_and_a_released_one_is_free_at_once(wor
     late = EpisodeStore(b.db, claim_seconds=0.0)  # a worker for which every claim has expired
     taken = late.claim(10)
     assert {e.id for e in taken} == {e.id for e in a.pending(10)}
-    late.mark_indexed([e.id for e in taken], [e.document for e in taken])
+    late.mark_indexed(taken)
     assert a.pending(10) == [] and crashed

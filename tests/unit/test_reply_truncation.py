@@ -79,7 +79,7 @@ def test_an_episode_rewritten_while_it_was_embedded_stays_pending(database):
     store.add(Episode("s1", "default", "tell me about the lighthouse", WHOLE, ai_msg_id="ai1"))
     batch = store.pending(10)  # the indexer read the row with the whole reply...
     store.rewrite_reply("ai1", HEARD)  # ...the reply was cut meanwhile...
-    store.mark_indexed([e.id for e in batch], [e.document for e in batch])  # ...and its old vector was written
+    store.mark_indexed(batch)  # ...and its old vector was written
     pending = store.pending(10)
     assert [e.id for e in pending] == [batch[0].id] and pending[0].document.endswith(f"Assistant: {HEARD}")
 

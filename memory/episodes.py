@@ -167,6 +167,12 @@ class EpisodeStore:
         )
         return [stored_episode(r) for r in reversed(rows)]
 
+    def dated(self, scope: str, start: float, end: float, limit: int) -> list[StoredEpisode]:
+        """The scope's episodes dated in [start, end) (epoch seconds), in the order they were said."""
+        rows = self.db.query(f"SELECT {COLUMNS} FROM episodes WHERE scope = ? AND created_at >= ? AND created_at < ?"
+                             " AND committed = 1 ORDER BY seq LIMIT ?", (scope, start, end, limit))
+        return [stored_episode(r) for r in rows]
+
     def pending(self, limit: int, level: int = UNINDEXED) -> list[StoredEpisode]:
         """Committed episodes at this indexing `level` (by default not yet embedded into the vector index;
         `INDEXED`: in it by a vector other than their context's), oldest first

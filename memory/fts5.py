@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
 CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
 CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
 CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
+CREATE INDEX IF NOT EXISTS episodes_by_date ON episodes(scope, created_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
 -- The newest episodes again (LexicalPlanner.recent_rows of them): BM25 over this table counts its words in
 -- a bounded number of rows, whatever the size of the store (memory/lexical.py).

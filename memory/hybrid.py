@@ -23,6 +23,9 @@ class FusionWeights:
     """"rrf" (weighted reciprocal rank) or "convex" (weighted normalised scores: memory/fusion.py)."""
     session_spread: float = 0.2
     """The share of places `spread_sessions` gives to sessions not yet among the hits (RECALL_SESSION_SPREAD)."""
+    date: float = 2.0
+    """The weight of the episodes of a day the query names (memory/dates.py): above what both retrievers
+    together give (2 / 61 against at most 1 / 61), so they come first."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,21 @@ class VectorPart:
 
 
 @dataclass(frozen=True)
+class DatePart:
+    """Where the episode ranked among those of a day the query names (1 = most of the query's words)."""
+
+    rank: int
+    contribution: float
+
+
+@dataclass(frozen=True)
 class FusedHit:
     """A recalled episode (its `score` the fused one) with the parts that score is made of."""
 
     episode: StoredEpisode
     lexical: LexicalPart | None
     vector: VectorPart | None
+    date: DatePart | None = None
 
 
 def fuse_explained(
@@ -61,8 +73,10 @@ def fuse_explained(
     exclude_ai_ids: set[str],
     k: int,
     episodes: EpisodeStore,
+    dated: list[StoredEpisode] | None = None,
 ) -> list[FusedHit]:
-    """Weighted RRF of both rankings, best first, each hit with what each retriever said of it.
+    """Weighted RRF of both rankings, best first, each hit with what each retriever said of it; `dated`:
+    the episodes of a day the query names, best first (memory/dates.py), weighted by `weights.date`.
 
     Episodes already in the recent window (`exclude_ai_ids`) are left out. Vector hits only contribute their
     id and rank: their text is read back from SQLite, the source of truth, so a vector whose episode was
@@ -87,12 +101,14 @@ def fuse_explained(
             vector_parts[vhit.id] = VectorPart(vhit.similarity, kept_rank, share)
         else:  # shown, so a user sees why a near miss did not count
             vector_parts[vhit.id] = VectorPart(vhit.similarity, None, 0.0)
+    date_parts = {e.id: DatePart(rank, weights.date / ((RRF_K if weights.mode == "rrf" else 0) + rank))
+                  for rank, e in enumerate(dated or [], start=1)}
     scores: dict[str, float] = {}
-    for parts in (lexical_parts, vector_parts):
+    for parts in (lexical_parts, vector_parts, date_parts):
         for episode_id, part in parts.items():
             if part.contribution:
                 scores[episode_id] = scores.get(episode_id, 0.0) + part.contribution
-    by_id = {e.id: e for e in lexical}
+    by_id = {e.id: e for e in [*(dated or []), *lexical]}
     by_id.update(episodes.get_many([i for i in scores if i not in by_id]))
     out: list[FusedHit] = []
     for episode_id, score in sorted(scores.items(), key=lambda item: item[1], reverse=True):
@@ -100,7 +116,7 @@ def fuse_explained(
         if episode is None or (episode.ai_msg_id and episode.ai_msg_id in exclude_ai_ids):
             continue
         out.append(FusedHit(replace(episode, score=score, user_text=""), lexical_parts.get(episode_id),
-                            vector_parts.get(episode_id)))
+                            vector_parts.get(episode_id), date_parts.get(episode_id)))
         if len(out) >= k:
             break
     return out

@@ -65,6 +65,7 @@ CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
 CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
 CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
 CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
+CREATE INDEX IF NOT EXISTS episodes_by_date ON episodes(scope, created_at);
 CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE committed = 0;
 CREATE INDEX IF NOT EXISTS episodes_terms ON episodes USING gin (terms);
 """

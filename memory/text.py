@@ -30,6 +30,11 @@ def scope_token(scope: str) -> str:
     return "s" + hashlib.sha1(scope.encode("utf-8")).hexdigest()[:20]
 
 
+def words(text: str) -> list[str]:
+    """The lowercase words of `text`, as FTS5's unicode61 tokenizer cuts them (letters and digits)."""
+    return _WORD.findall(text.lower())
+
+
 def query_terms(text: str, limit: int = 24) -> list[str]:
     """Distinct lowercase content words of `text`, in order, without stopwords."""
     seen: dict[str, None] = {}

@@ -14,6 +14,7 @@ from graph.deps import Deps
 from graph.state import Node, Recalled, State
 from graph.window import last_user_text, window_start
 from memory.admin import find_entities
+from memory.dates import dated_episodes
 from memory.hybrid import FusedHit, fuse_explained, spread_sessions
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ def search_memory(deps: Deps, scope: str, query: str, keep: int) -> Found:
     problems: list[str] = []
     try:
         lexical = deps.episodes.search(scope, query, n)
+        dated = dated_episodes(deps.episodes, scope, query)  # a day the query names (memory/dates.py)
     except Exception as exc:
         problems.append(f"lexical search failed: {exc!r}")
-        lexical = []
+        lexical, dated = [], []
     embedding = None
     try:
         embedding = deps.embedder.embed_one(query)
@@ -56,7 +58,8 @@ def search_memory(deps: Deps, scope: str, query: str, keep: int) -> Found:
         vector = []
     try:
         # Every candidate, best first: the caller leaves out its recent window, then spreads the rest.
-        episodes = fuse_explained(lexical, vector, deps.weights, set(), max(keep, 2 * n), deps.episodes)
+        episodes = fuse_explained(lexical, vector, deps.weights, set(), max(keep, 2 * n + len(dated)), deps.episodes,
+                                  dated)
     except Exception as exc:  # SQLite itself failing: recency only
         problems.append(f"reading recalled episodes failed: {exc!r}")
         episodes = []
@@ -111,6 +114,7 @@ def hit_detail(hit: FusedHit) -> dict[str, Any]:
                                 "contribution": round(lex.contribution, 6)},
             "vector": vec and {"similarity": round(vec.similarity, 4), "rank": vec.rank,
                                "contribution": round(vec.contribution, 6)},
+            "date": hit.date and {"rank": hit.date.rank, "contribution": round(hit.date.contribution, 6)},
         },
     }
 

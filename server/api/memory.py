@@ -6,9 +6,11 @@ import asyncio
 
 from fastapi import APIRouter
 
+from memory.dates import dated_episodes
 from memory.hybrid import FusedHit, fuse_explained, spread_sessions
 from memory.sessions import scope_of
 from server.api.schemas import (
+    DateScorePublic,
     LexicalScorePublic,
     MemoryHitPublic,
     MemorySearchPublic,
@@ -25,7 +27,7 @@ router = APIRouter(prefix="/memory", tags=["memory"])
 
 def hit_public(hit: FusedHit) -> MemoryHitPublic:
     """A fused hit with the parts of its score, rounded for reading."""
-    e, lex, vec = hit.episode, hit.lexical, hit.vector
+    e, lex, vec, day = hit.episode, hit.lexical, hit.vector, hit.date
     return MemoryHitPublic(
         id=e.id, sessionId=e.session_id, text=e.document, score=round(e.score, 6), createdAt=iso(e.created_at),
         scoreParts=ScorePartsPublic(
@@ -33,6 +35,7 @@ def hit_public(hit: FusedHit) -> MemoryHitPublic:
                                                contribution=round(lex.contribution, 6)),
             vector=vec and VectorScorePublic(similarity=round(vec.similarity, 4), rank=vec.rank,
                                              contribution=round(vec.contribution, 6)),
+            date=day and DateScorePublic(rank=day.rank, contribution=round(day.contribution, 6)),
         ),
     )
 
@@ -49,8 +52,10 @@ async def search_memory(body: MemorySearchRequest, runtime: RuntimeDep, owner: O
 
     def search() -> list[FusedHit]:
         lexical = deps.episodes.search(scope, body.query, candidates)
+        dated = dated_episodes(deps.episodes, scope, body.query)
         vector = deps.vectors.query(scope, deps.embedder.embed_one(body.query), candidates)
-        fused = fuse_explained(lexical, vector, deps.weights, set(), 2 * candidates, deps.episodes)
+        fused = fuse_explained(lexical, vector, deps.weights, set(), 2 * candidates + len(dated), deps.episodes,
+                               dated)
         return spread_sessions(fused, body.k, deps.weights.session_spread)
 
     hits = await asyncio.to_thread(search)

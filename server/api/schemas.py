@@ -91,11 +91,20 @@ class VectorScorePublic(BaseModel):
     contribution: float = Field(description="Its share of `score`: weight / (60 + rank), or 0.")
 
 
+class DateScorePublic(BaseModel):
+    """Where a memory ranked among those of a day the query names ("on 7 July, 2023")."""
+
+    rank: int = Field(description="Its place among that day's memories, 1 = holds the most of the query's words.")
+    contribution: float = Field(description="Its share of `score`: weight / (60 + rank); the weight (2) puts "
+                                "these memories first.")
+
+
 class ScorePartsPublic(BaseModel):
     """Why a memory came back: each retriever's view of it (null: that search did not find it)."""
 
     lexical: LexicalScorePublic | None
     vector: VectorScorePublic | None
+    date: DateScorePublic | None = Field(None, description="Null unless the query names a day.")
 
 
 class MemoryHitPublic(BaseModel):

@@ -67,6 +67,9 @@ def test_import_then_recall_finds_the_fact_dated_as_given(client):
     assert top["createdAt"].startswith("2023-05-05")  # the exchange's first message's time
     assert top["text"].startswith("[2023-05-05] Caroline: My sister") and "\nMelanie: " in top["text"]  # speakers
     assert top["scoreParts"]["vector"] is not None  # embedded before the import answered
+    named = search(client, "What did Caroline say on 3 May, 2023?", "imp-a")[0]  # a day, not a word of it
+    assert named["createdAt"].startswith("2023-05-03") and named["scoreParts"]["date"] == {"rank": 1,
+                                                                                          "contribution": 0.032787}
     memory = client.get("/sessions/imp-s1/memory").json()
     assert [e["createdAt"][:10] for e in memory["recentEpisodes"]] == [f"2023-05-{d:02d}" for d in (1, 3, 5, 7, 9)]
     messages = client.get("/sessions/imp-s1/messages").json()["messages"]

@@ -18,6 +18,7 @@ function scoreLine(parts) {
     const rank = parts.vector.rank == null ? "below threshold" : `rank ${parts.vector.rank}`;
     bits.push(`meaning: similarity ${parts.vector.similarity}, ${rank}`);
   }
+  if (parts.date) bits.push(`the day named: rank ${parts.date.rank}`);
   return bits.join(" · ");
 }
 

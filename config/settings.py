@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         1.0, gt=0, description="With EPISODE_EMBEDDING=context-idle: how long no turn must have finished "
         "before episodes' message vectors are replaced by context vectors.")
     recall_session_spread: float = Field(
-        0.2, ge=0, le=1, description="The share of recalled episodes given to the best hits of sessions not "
+        0.3, ge=0, le=1, description="The share of recalled episodes given to the best hits of sessions not "
         "yet among them (the last places of the list; 0: by score alone).")
     recall_fusion: Literal["rrf", "convex"] = Field(
         "rrf", description="How BM25 and vector hits are fused: weighted reciprocal rank, or a weighted sum "

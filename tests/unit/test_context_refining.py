@@ -134,6 +134,9 @@ def test_the_last_places_go_to_sessions_not_yet_recalled():
     one_session = [hit(f"a{i}", "A") for i in range(12)]
     assert spread_sessions(one_session, 10, 0.2) == one_session[:10]  # nothing else to give the places to
     assert [h.episode.id for h in spread_sessions(hits, 5, 0.2)] == ["a0", "a1", "a2", "a3", "b0"]
+    assert [h.episode.id for h in spread_sessions(hits, 5, 0.3)] == ["a0", "a1", "a2", "a3", "b0"]  # 1.5 → 1
+    spread = spread_sessions(hits, 10, 0.3)  # 3 places, 2 sessions to give them to: the third by score
+    assert [h.episode.id for h in spread] == [f"a{i}" for i in range(7)] + ["b0", "c0", "a7"]
     assert spread_sessions(hits[:3], 10, 0.2) == hits[:3]
 
 

@@ -4,7 +4,8 @@ Configurations (empty store, non-streaming and streaming, same turns as `overhea
   default | RECALL_TOP_K=0 (no recall: no query embedding, no FTS5/vector search) |
   SUMMARY_TRIGGER_MESSAGES=100000 (no rolling summary) | both | OMP_NUM_THREADS=1 (torch on one thread) |
   default with 250 ms of untimed think time between turns (background indexing of the previous episode
-  finishes before the next turn, as it would in front of a real model) | the recall variants' EPISODE_EMBEDDING.
+  finishes before the next turn, as it would in front of a real model) | the recall variants' EPISODE_EMBEDDING,
+  `context-idle` (the default) against `message` with turns 1.05 s apart (its context vectors made then).
 Usage: `python bench/ablation.py [--turns 100] [--only LABEL-PART ...]`; writes bench/results/ablation.json.
 Not run by run_all.
 """
@@ -37,6 +38,10 @@ CONFIGS: dict[str, tuple[dict[str, str], float]] = {
     "EPISODE_EMBEDDING=exchange": ({"EPISODE_EMBEDDING": "exchange"}, 0.0),
     "EPISODE_EMBEDDING=context": ({"EPISODE_EMBEDDING": "context"}, 0.0),
     "EPISODE_EMBEDDING=context, 250 ms think time": ({"EPISODE_EMBEDDING": "context"}, 0.25),
+    # context-idle (the default since the third round): the context vector is made once no turn has finished
+    # for REFINE_IDLE_SECONDS (1 s); with 1.05 s between turns, the next turn arrives as it is being made.
+    "EPISODE_EMBEDDING=context-idle, 1.05 s think time": ({"EPISODE_EMBEDDING": "context-idle"}, 1.05),
+    "EPISODE_EMBEDDING=message, 1.05 s think time": ({"EPISODE_EMBEDDING": "message"}, 1.05),
 }
 
 

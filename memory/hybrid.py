@@ -1,5 +1,6 @@
 """Hybrid recall: BM25 (FTS5) and vector hits fused by weighted reciprocal rank (or, with
-`FusionWeights.mode="convex"`, by their normalised scores: memory/fusion.py)."""
+`FusionWeights.mode="convex"`, by their normalised scores: memory/fusion.py), the episodes of a day the query
+names first (memory/dates.py); `spread_sessions` then gives the last places to sessions not yet recalled."""
 
 from __future__ import annotations
 

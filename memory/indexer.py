@@ -172,12 +172,12 @@ class Indexer:
             # A live turn's user message was just embedded as its recall query: its vector costs nothing
             # now, and the context vector waits for an idle moment. Others (imports, re-embedding, a
             # crash's leftovers) need an embedding anyway: the context's, for good.
-            known = [(e, self.embedder.recent(e.user_text)) for e in pending if e.user_text]
-            quick = [(e, vector) for e, vector in known if vector is not None]
+            known = {e.id: vector for e in pending if e.user_text and (vector := self.embedder.recent(e.user_text))}
+            quick = [e for e in pending if e.id in known]
             if quick:
-                self._add([e for e, _ in quick], [vector for _, vector in quick])
-                self.episodes.mark_indexed([e for e, _ in quick])
-            rest = [e for e in pending if e.id not in {q.id for q, _ in quick}]
+                self._add(quick, [known[e.id] for e in quick])
+                self.episodes.mark_indexed(quick)
+            rest = [e for e in pending if e.id not in known]
             self._write(rest, self._context_texts(rest), CONTEXT_INDEXED, parallel=parallel)
         elif self.by == "context":
             self._write(pending, self._context_texts(pending), CONTEXT_INDEXED, parallel=parallel)

@@ -113,6 +113,16 @@ def chroma_server(tmp_path_factory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def embedder():
+    """The packaged MiniLM, loaded once for the whole run (tests that wrap its `_encode` put it back)."""
+    from memory.embedder import Embedder
+
+    model = Embedder()
+    model.load()
+    return model
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request, tmp_path):
     """A fresh empty `Database` of each dialect: a temp SQLite file, then a new database on the session's

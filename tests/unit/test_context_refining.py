@@ -19,13 +19,6 @@ FIRST = ("I started a pottery class on Tuesdays", "Fun! What are you making?")
 SECOND = ("Guess what I made there", "A bowl?")
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
 @pytest.fixture
 def vectors(tmp_path):
     index = VectorIndex(tmp_path / "chroma")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from memory.db import SqliteDatabase
-from memory.embedder import Embedder
 from memory.episodes import Episode, EpisodeStore, StoredEpisode
 from memory.fusion import by_episode, convex_parts, episode_id, reply_vector_id, with_reply_ids
 from memory.hybrid import FusionWeights, fuse_explained
@@ -15,13 +14,6 @@ from memory.stemming import fts_term, stem
 from memory.text import match_expression, query_terms
 from memory.vector_process import VectorIndex
 from memory.vectors import VectorHit
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
 
 
 @pytest.fixture

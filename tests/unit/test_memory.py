@@ -19,13 +19,6 @@ from memory.text import match_expression, query_terms
 from memory.vector_process import VectorIndex, VectorStoreError
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
-    model.load()
-    return model
-
-
 @pytest.fixture
 def store(database) -> EpisodeStore:
     """An episode store of each dialect."""

@@ -5,9 +5,10 @@ session, every turn dated with its session's date; speaker A is the user, speake
 question of categories 1-4 is asked through `POST /memory/search` with k=10. A hit: a returned episode contains
 an evidence turn's text (evidence recall@10) / comes from an evidence session (session recall@10).
 
-    python bench/memory_eval.py [--quick] [--env KEY=VALUE ...] [--out results.json]
+    python bench/memory_eval.py [--quick] [--postgres] [--env KEY=VALUE ...] [--out results.json]
 
 `--quick` takes the first conversation only. `--env` starts the service with other settings (variants).
+`--postgres` runs it on the scale-out profile: a throwaway PostgreSQL cluster and `chroma run` (tests/engines.py).
 Only 127.0.0.1 is contacted.
 """
 
@@ -19,6 +20,7 @@ import re
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,10 +140,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the first conversation only")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (a variant)")
+    parser.add_argument("--postgres", action="store_true", help="on a throwaway Postgres cluster + Chroma server")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
-    with tempfile.TemporaryDirectory(prefix="memory-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="memory-eval-") as tmp, ExitStack() as engines:
+        if args.postgres:
+            from tests.engines import ChromaServer, PostgresCluster
+
+            cluster, chroma = engines.enter_context(PostgresCluster()), engines.enter_context(ChromaServer())
+            env |= {"DATABASE_URL": cluster.database("locomo"), "CHROMA_URL": chroma.url}
         result = run_memory_eval(Path(tmp), args.quick, env)
     print(markdown(result))
     if args.out:

@@ -13,7 +13,6 @@ from memory.episodes import Episode, EpisodeStore
 from memory.indexer import Indexer
 from memory.pg import PgDatabase
 from memory.vector_process import VectorIndex
-from tests.unit.test_memory import embedder  # noqa: F401  (the fixture)
 
 PLACES = ["harbour", "orchard", "quarry", "lighthouse", "bakery", "observatory", "greenhouse", "vineyard"]
 

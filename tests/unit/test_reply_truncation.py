@@ -18,7 +18,6 @@ from server.turns.runner import TurnRequest, TurnRunner
 from tests.fakes import FakeChatModel, contract
 from tests.unit.test_episode_commit import TurnCounts
 from tests.unit.test_graph import cfg
-from tests.unit.test_memory import embedder  # noqa: F401  (the fixture)
 
 WHOLE = "The lighthouse keeper fed the gulls. Then a zeppelin dropped marmalade."
 HEARD = "The lighthouse keeper fed the gulls."

@@ -30,6 +30,9 @@ ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 CANDIDATES = 5
 """How many of a named day's episodes fusion is given (the best by the query's words)."""
 
+FIRST_YEAR, LAST_YEAR = 1000, 9998
+"""Years read as a day's (the slack around 9999-12-31 or 0001-01-01 would leave the calendar)."""
+
 SLACK = timedelta(days=1)
 """How far from a named day an episode may be dated and still count as that day's (time zones)."""
 
@@ -47,19 +50,21 @@ def named_days(text: str) -> list[date]:
             parts = dict(zip(order, match.groups(), strict=True))
             try:
                 month = int(parts["m"]) if order == "ymd" else _month(parts["m"])
-                found.append((match.start(), date(int(parts["y"]), month, int(parts["d"]))))
+                day = date(int(parts["y"]), month, int(parts["d"]))
             except ValueError:
                 continue
+            if FIRST_YEAR <= day.year <= LAST_YEAR:  # a day either side must still be a date
+                found.append((match.start(), day))
     return list(dict.fromkeys(day for _, day in sorted(found)))
 
 
 def _date_words(days: list[date]) -> set[str]:
     """The words a query spells its days with (left out of the words an episode is ranked by)."""
-    words: set[str] = set()
+    spelled: set[str] = set()
     for day in days:
-        words |= {str(day.day), f"{day.day:02d}", str(day.year), f"{day.month:02d}"}
-        words |= {name for name, number in MONTHS.items() if number == day.month}
-    return words | {"st", "nd", "rd", "th"}
+        spelled |= {str(day.day), f"{day.day:02d}", str(day.year), f"{day.month:02d}"}
+        spelled |= {name for name, number in MONTHS.items() if number == day.month}
+    return spelled | {"st", "nd", "rd", "th"}
 
 
 def _holds(document_words: set[str], stemmed: str) -> bool:
@@ -84,6 +89,7 @@ def dated_episodes(store: EpisodeStore, scope: str, query: str, limit: int = CAN
         start = datetime(day.year, day.month, day.day, tzinfo=UTC) - SLACK
         for order, episode in enumerate(store.dated(scope, start.timestamp(), (start + 3 * SLACK).timestamp(),
                                                     per_day)):
-            held = sum(1 for s in stems if _holds(set(words(episode.document)), s))
+            held_words = set(words(episode.document))
+            held = sum(1 for s in stems if _holds(held_words, s))
             candidates.setdefault(episode.id, (-held, order, episode))
     return [episode for _, _, episode in sorted(candidates.values(), key=lambda c: (c[0], c[1]))][:limit]

@@ -21,6 +21,7 @@ def test_the_usual_ways_of_writing_a_day_are_read():
     assert named_days("Sept 30, 2024") == [date(2024, 9, 30)]
     assert named_days("What happened in July 2023?") == []  # no day: not a day's question
     assert named_days("on 31 February, 2023") == []  # no such day
+    assert named_days("1 January, 0001 or 31 December, 9999") == []  # a day either side would leave the calendar
     assert named_days("room 7 may 2023 be booked") == [date(2023, 5, 7)]  # a month's name is a month
 
 

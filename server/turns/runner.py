@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
@@ -36,7 +36,7 @@ from server.turns.locks import KeyedLocks, SettledSessions
 from server.turns.naming import name_session
 from server.turns.progress import TurnProgress
 from server.turns.repair import repaired_state, rollback
-from server.turns.storable import turn_input_problem
+from server.turns.storable import check_turn_input
 from server.turns.truncate import Truncation, truncate_reply
 from server.turns.types import BadTurn, TurnEvent, TurnRequest, new_messages
 
@@ -128,7 +128,7 @@ class TurnRunner:
             if request.side_session and not continues(request.messages, state.values.get("messages") or []):
                 return None
         fresh = new_messages(history, request.messages)
-        self._check_input(fresh, request)
+        check_turn_input(fresh, request.system, request.tools, self.max_message_chars)
         for message in fresh:
             message.id = message.id or f"in-{uuid.uuid4().hex}"
         # recall's search starts now, beside the graph's start and the checkpoint's load (nodes/recall.py).
@@ -163,18 +163,6 @@ class TurnRunner:
             if outcome != "unchanged":
                 self.metrics.turns.labels("interrupted").inc()
             return outcome
-
-    def _check_input(self, fresh: list[BaseMessage], request: TurnRequest) -> None:
-        """BadTurn for new messages over MAX_MESSAGE_CHARS or values the checkpoint could not store. New
-        messages only: clients that resend the whole history (Anthropic's API, Claude Code) must not be locked
-        out by a long message the session already holds."""
-        for message in fresh:
-            if len(message.text) > self.max_message_chars:
-                raise BadTurn(f"a message has {len(message.text)} characters; at most "
-                              f"{self.max_message_chars} are accepted (MAX_MESSAGE_CHARS)")
-        problem = turn_input_problem(fresh, request.system, request.tools)
-        if problem:  # refused now, not by the checkpoint's write at the end of the run
-            raise BadTurn(problem[1], param=problem[0])
 
     async def _drive(self, request: TurnRequest, config: RunnableConfig, graph_input: dict, queue: asyncio.Queue,
                      progress: TurnProgress, name_after: bool) -> None:

@@ -1,4 +1,5 @@
-"""What the service can store, checked before a turn starts; and failures of its own storage, named as such.
+"""What the service can store, checked before a turn starts (with MAX_MESSAGE_CHARS); and failures of its own
+storage, named as such.
 
 A turn's input is saved in its checkpoint (msgpack) and its episode (SQLite text). Neither holds an integer
 outside 64 bits (msgpack's range) nor a string with a lone surrogate (not UTF-8: `"\\ud800"` is valid JSON).
@@ -15,6 +16,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from server.errors import ApiError
+from server.turns.types import BadTurn
 
 INT_RANGE = (-(2**63), 2**64 - 1)
 MESSAGE_FIELDS = ("content", "additional_kwargs", "response_metadata", "tool_calls", "name", "id",
@@ -58,6 +60,20 @@ def turn_input_problem(messages: list[BaseMessage], system: str | None,
             if problem:
                 return problem
     return unstorable(system, "system") or unstorable(tools, "tools")
+
+
+def check_turn_input(fresh: list[BaseMessage], system: str | None, tools: list[dict] | None,
+                     max_chars: int) -> None:
+    """BadTurn for new messages over `max_chars` (MAX_MESSAGE_CHARS) or values the checkpoint could not store.
+    New messages only: clients that resend the whole history (Anthropic's API, Claude Code) must not be locked
+    out by a long message the session already holds."""
+    for message in fresh:
+        if len(message.text) > max_chars:
+            raise BadTurn(f"a message has {len(message.text)} characters; at most {max_chars} are accepted "
+                          "(MAX_MESSAGE_CHARS)")
+    problem = turn_input_problem(fresh, system, tools)
+    if problem:  # refused now, not by the checkpoint's write at the end of the run
+        raise BadTurn(problem[1], param=problem[0])
 
 
 def body_problem(body: Any) -> tuple[str, str] | None:

@@ -1,5 +1,6 @@
-"""What an episode is: the exchange written (`Episode`), the row read back (`StoredEpisode`), and the text that is
-indexed (`render_document`). The store that keeps them is memory/episodes.py."""
+"""What an episode is: the exchange written (`Episode`), the row read back (`StoredEpisode`), the text that is
+indexed (`render_document`), and the indexes its table has on either dialect (`EPISODE_INDEXES`). The store that
+keeps them is memory/episodes.py; each dialect's table is in memory/fts5.py and memory/pg_lexical.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+EPISODE_INDEXES = """CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
+CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
+CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
+CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
+CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
+CREATE INDEX IF NOT EXISTS episodes_by_date ON episodes(scope, created_at);
+"""
+"""The episodes table's indexes, the same on both dialects: a session's, the unembedded rows, those waiting
+for their context vector (memory/indexer.py), by reply, a scope's in order and by date (memory/dates.py)."""
 
 
 def render_document(user_text: str, assistant_text: str, created_at: float,

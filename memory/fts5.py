@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from memory.db import Database
+from memory.episode_types import EPISODE_INDEXES
 from memory.lexical import LexicalPlanner, Pass
 from memory.text import match_expression, query_terms, scope_token
 
@@ -31,17 +32,11 @@ CREATE TABLE IF NOT EXISTS episodes (
     committed INTEGER NOT NULL DEFAULT 1,
     written_at REAL
 );
-CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
-CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
-CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
-CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
-CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
-CREATE INDEX IF NOT EXISTS episodes_by_date ON episodes(scope, created_at);
-CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
+{indexes}CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(scope_token, document, tokenize='unicode61');
 -- The newest episodes again (LexicalPlanner.recent_rows of them): BM25 over this table counts its words in
 -- a bounded number of rows, whatever the size of the store (memory/lexical.py).
 CREATE VIRTUAL TABLE IF NOT EXISTS episodes_recent_fts USING fts5(scope_token, document, tokenize='unicode61');
-"""
+""".replace("{indexes}", EPISODE_INDEXES)
 
 # After the column exists (stores made before it get it by ALTER TABLE: their episodes are all committed).
 UNCOMMITTED_INDEX = "CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE committed = 0"

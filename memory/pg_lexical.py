@@ -21,6 +21,7 @@ import time
 from typing import Any, Literal
 
 from memory.db import Database
+from memory.episode_types import EPISODE_INDEXES
 from memory.lexical import LexicalPlanner, Pass
 from memory.text import query_terms
 
@@ -60,15 +61,9 @@ CREATE TABLE IF NOT EXISTS episodes (
     doc_len INTEGER GENERATED ALWAYS AS
         (coalesce(array_length(regexp_split_to_array(btrim(document), '\\s+'), 1), 0)) STORED
 );
-CREATE INDEX IF NOT EXISTS episodes_by_session ON episodes(session_id, seq);
-CREATE INDEX IF NOT EXISTS episodes_pending ON episodes(seq) WHERE indexed = 0;
-CREATE INDEX IF NOT EXISTS episodes_unrefined ON episodes(seq) WHERE indexed = 1;
-CREATE INDEX IF NOT EXISTS episodes_by_reply ON episodes(ai_msg_id);
-CREATE INDEX IF NOT EXISTS episodes_by_scope ON episodes(scope, seq);
-CREATE INDEX IF NOT EXISTS episodes_by_date ON episodes(scope, created_at);
-CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE committed = 0;
+{indexes}CREATE INDEX IF NOT EXISTS episodes_uncommitted ON episodes(session_id) WHERE committed = 0;
 CREATE INDEX IF NOT EXISTS episodes_terms ON episodes USING gin (terms);
-"""
+""".replace("{indexes}", EPISODE_INDEXES)
 
 # The query's lexemes (each also as a one-word tsquery) and the tsquery OR-ing them; which of them each of the
 # scope's matching rows holds (one GIN lookup for the rows, then a `@@` per lexeme); each lexeme's document

@@ -32,16 +32,21 @@ IDLE_POLL_SECONDS = 0.005
 MAX_DEFER_SECONDS = 5.0
 
 
-class RetainingSaver(AsyncSqliteSaver):
-    """`AsyncSqliteSaver` that calls `on_put(thread_id)` after each checkpoint it saves."""
+class NamesSavedThreads:
+    """A checkpoint saver's mixin (before the saver in the bases) that calls `on_put(thread_id)` after each
+    checkpoint it saves: how the pruner learns which threads to prune, on either profile."""
 
     on_put: Callable[[str], None] | None = None
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        saved = await super().aput(config, checkpoint, metadata, new_versions)
+        saved = await super().aput(config, checkpoint, metadata, new_versions)  # the saver's own
         if self.on_put is not None:
             self.on_put(str(saved["configurable"]["thread_id"]))
         return saved
+
+
+class RetainingSaver(NamesSavedThreads, AsyncSqliteSaver):
+    """`AsyncSqliteSaver` that calls `on_put(thread_id)` after each checkpoint it saves."""
 
 
 async def open_saver(path: Path) -> RetainingSaver:

@@ -7,12 +7,12 @@ as PgBouncer would hand to another connection) and `row_factory=dict_row` (it re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from server.checkpoint_pruner import NamesSavedThreads
 
 #: The advisory lock (a single bigint, apart from the two-int locks of sessions) that makes the saver's
 #: migrations one worker at a time: its `CREATE INDEX CONCURRENTLY` cannot run inside a transaction, so a
@@ -23,17 +23,9 @@ LATEST_SQL = ("SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND ch
               "ORDER BY checkpoint_id DESC LIMIT 1")
 
 
-class RetainingPostgresSaver(AsyncPostgresSaver):
+class RetainingPostgresSaver(NamesSavedThreads, AsyncPostgresSaver):
     """`AsyncPostgresSaver` that calls `on_put(thread_id)` after each checkpoint it saves (the retention
     policy's pruner, as `RetainingSaver` on SQLite), and can tell a thread's newest checkpoint cheaply."""
-
-    on_put: Callable[[str], None] | None = None
-
-    async def aput(self, config, checkpoint, metadata, new_versions):
-        saved = await super().aput(config, checkpoint, metadata, new_versions)
-        if self.on_put is not None:
-            self.on_put(str(saved["configurable"]["thread_id"]))
-        return saved
 
     async def latest_id(self, thread_id: str) -> str | None:
         """The id of the thread's newest root checkpoint (by primary key: no checkpoint is loaded), or None."""

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import percentile, synthetic_exchange, synthetic_question  # noqa: E402
-from bench.memory_eval import CATEGORIES, DEV, session_lines, sessions_of  # noqa: E402
+from bench.memory_eval import CATEGORIES, DEV, questions, session_lines, sessions_of  # noqa: E402
 from memory.db import SqliteDatabase  # noqa: E402
 from memory.episodes import Episode, EpisodeStore  # noqa: E402
 from memory.pg import PgDatabase  # noqa: E402
@@ -67,18 +67,13 @@ def evaluate(store: EpisodeStore, conversations: dict[str, dict]) -> dict:
     latencies: list[float] = []
     for name, conv in conversations.items():
         project = f"locomo-{name}"
-        texts = {turn["dia_id"]: turn["text"] for n in sessions_of(conv) for turn in conv[f"session_{n}"]}
-        for qa in conv["qa"]:
-            evidence = [e.strip() for e in qa.get("evidence", []) if e.strip() in texts]
-            if qa.get("category") not in CATEGORIES or not evidence:
-                continue
+        for qa, evidence, sessions in questions(conv, project)[0]:
             for _ in range(REPEATS):  # the same hits each time; the latency of each is kept
                 t0 = time.perf_counter()
                 hits = store.search(scope_of(project), qa["question"], K)
                 latencies.append(time.perf_counter() - t0)
-            sessions = {f"{project}-s{e.split(':')[0][1:]}" for e in evidence}
             rows.append({"category": qa["category"],
-                         "evidence": any(texts[e] in h.document for h in hits for e in evidence),
+                         "evidence": any(text in h.document for h in hits for text in evidence),
                          "session": any(h.session_id in sessions for h in hits)})
 
     def recall(picked: list[dict], key: str) -> float:

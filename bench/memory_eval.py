@@ -62,11 +62,11 @@ def replay(client: httpx.Client, conv: dict, name: str, project: str) -> tuple[i
     return episodes, time.perf_counter() - t0
 
 
-def ask(client: httpx.Client, conv: dict, project: str, rows: list[dict], latencies: list[float]) -> int:
-    """Ask the conversation's questions of categories 1-4; append one row per question; returns how many were
-    left out (no evidence turn found in the conversation)."""
+def questions(conv: dict, project: str) -> tuple[list[tuple[dict, list[str], set[str]]], int]:
+    """The conversation's questions of categories 1-4, each with its evidence turns' texts and its evidence
+    sessions' ids in `project`; and how many were left out (no evidence turn found in the conversation)."""
     texts = {turn["dia_id"]: turn["text"] for n in sessions_of(conv) for turn in conv[f"session_{n}"]}
-    left_out = 0
+    out, left_out = [], 0
     for qa in conv["qa"]:
         if qa.get("category") not in CATEGORIES:
             continue
@@ -74,14 +74,22 @@ def ask(client: httpx.Client, conv: dict, project: str, rows: list[dict], latenc
         if not evidence:
             left_out += 1
             continue
+        out.append((qa, [texts[e] for e in evidence], {f"{project}-s{e.split(':')[0][1:]}" for e in evidence}))
+    return out, left_out
+
+
+def ask(client: httpx.Client, conv: dict, project: str, rows: list[dict], latencies: list[float]) -> int:
+    """Ask the conversation's questions of categories 1-4; append one row per question; returns how many were
+    left out (no evidence turn found in the conversation)."""
+    asked, left_out = questions(conv, project)
+    for qa, evidence, sessions in asked:
         t0 = time.perf_counter()
         done = client.post("/memory/search", json={"query": qa["question"], "projectId": project, "k": 10})
         latencies.append(time.perf_counter() - t0)
         done.raise_for_status()
         hits = done.json()["results"]
-        sessions = {f"{project}-s{e.split(':')[0][1:]}" for e in evidence}
         rows.append({"category": qa["category"],
-                     "evidence": any(texts[e] in h["text"] for h in hits for e in evidence),
+                     "evidence": any(text in h["text"] for h in hits for text in evidence),
                      "session": any(h["sessionId"] in sessions for h in hits)})
     return left_out
 

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fake_backend import BackendProcess  # noqa: E402
-from bench.memory_eval import CATEGORIES, DEV, replay, sessions_of  # noqa: E402
+from bench.memory_eval import CATEGORIES, DEV, questions, replay  # noqa: E402
 from bench.service import Service, store_dirs  # noqa: E402
 from memory.dates import dated_episodes  # noqa: E402
 from memory.db import SqliteDatabase  # noqa: E402
@@ -84,15 +84,10 @@ class Corpus:
         self.questions: list[Question] = []
 
     def add_questions(self, conv: dict, project: str, embedder: Embedder) -> None:
-        texts = {turn["dia_id"]: turn["text"] for n in sessions_of(conv) for turn in conv[f"session_{n}"]}
         scope = f"project:{project}"
-        for qa in conv["qa"]:
-            evidence = [e.strip() for e in qa.get("evidence", []) if e.strip() in texts]
-            if qa.get("category") not in CATEGORIES or not evidence:
-                continue
+        for qa, evidence, sessions in questions(conv, project)[0]:
             self.questions.append(Question(
-                qa["question"], qa["category"], scope, [texts[e] for e in evidence],
-                {f"{project}-s{e.split(':')[0][1:]}" for e in evidence},
+                qa["question"], qa["category"], scope, evidence, sessions,
                 self.store.search(scope, qa["question"], DEPTH), dated_episodes(self.store, scope, qa["question"]),
                 np.asarray(embedder.embed_one(qa["question"]), dtype=np.float32)))
 
